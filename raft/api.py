@@ -1,0 +1,502 @@
+"""The public face of a Raft node: creating it, bootstrapping it, and what clients call.
+
+Mirrors: api.go.
+Read before: nothing; start here to use the library.
+Read next: raft.py (what the node does once started).
+
+Creating a node::
+
+    r = new_raft(config, fsm, log_store, stable_store, snapshot_store, transport)
+
+starts three tasks on the running event loop: ``run`` (the protocol),
+``run_fsm`` (applies committed entries) and, with Core III, ``run_snapshots``.
+Client calls such as ``apply`` return at once with a future; ``await
+future.error()`` waits for the outcome, as Go's ``Error()`` blocks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import random
+from typing import Any
+
+from raft.config import (
+    Config,
+    ProtocolVersionMax,
+    ProtocolVersionMin,
+    ReloadableConfig,
+    SnapshotVersionMax,
+    SnapshotVersionMin,
+    validate_config,
+)
+from raft.configuration import (
+    Configuration,
+    ConfigurationChangeCommand,
+    ConfigurationChangeRequest,
+    Configurations,
+    ServerSuffrage,
+    check_configuration,
+    encode_configuration,
+)
+from raft.errors import (
+    ErrCantBootstrap,
+    ErrRaftShutdown,
+    RaftError,
+    StoreError,
+)
+from raft.events import EventLog, NodeEvents
+from raft.fsm import FSM, CommitTuple, FSMRunner
+from raft.future import (
+    BootstrapFuture,
+    ConfigurationChangeFuture,
+    ConfigurationsFuture,
+    ErrorFuture,
+    LeadershipTransferFuture,
+    LogFuture,
+    ReqSnapshotFuture,
+    RestoreFuture,
+    ShutdownFuture,
+    VerifyFuture,
+)
+from raft.log import Log, LogStore, LogType
+from raft.observer import Observer, ObserverMixin
+from raft.raft import KEY_CURRENT_TERM, LeaderState, RaftLoops
+from raft.replication import Replication
+from raft.runtime.channels import Chan, select
+from raft.snapshot import SnapshotStore
+from raft.stable import StableStore
+from raft.state import RaftState, RaftStateVars
+from raft.transport import RPC, Transport, WithPreVote
+
+SUGGESTED_MAX_DATA_SIZE = 512 * 1024  # advisory: larger entries delay heartbeats behind them
+
+
+def bootstrap_cluster(config: Config, logs: LogStore, stable: StableStore, snaps: SnapshotStore,
+                      trans: Transport, configuration: Configuration) -> None:
+    """Give a brand-new server its first configuration (Mirrors: api.go BootstrapCluster).
+
+    Writes term 1 and log entry 1, a ``LogConfiguration`` entry listing the
+    servers. Every initial voter may be bootstrapped with the same
+    configuration; they all write the identical entry, so their logs agree.
+    Raises ``ErrCantBootstrap`` if the server already has state.
+    """
+    validate_config(config)
+    check_configuration(configuration)
+    if has_existing_state(logs, stable, snaps):
+        raise ErrCantBootstrap()
+    try:
+        stable.set_uint64(KEY_CURRENT_TERM, 1)
+    except RaftError as err:
+        raise StoreError(f"failed to save current term: {err}") from err
+    entry = Log(index=1, term=1, type=LogType.LogConfiguration, data=encode_configuration(configuration))
+    try:
+        logs.store_log(entry)
+    except RaftError as err:
+        raise StoreError(f"failed to append configuration entry to log: {err}") from err
+
+
+def has_existing_state(logs: LogStore, stable: StableStore, snaps: SnapshotStore) -> bool:
+    """True if this server has been part of a cluster before (Mirrors: HasExistingState).
+
+    A term, a log entry or a snapshot each count.
+    """
+    if stable.get_uint64(KEY_CURRENT_TERM) > 0:
+        return True
+    if logs.last_index() > 0:
+        return True
+    return len(snaps.list()) > 0
+
+
+def new_raft(config: Config, fsm: FSM, logs: LogStore, stable: StableStore, snaps: SnapshotStore,
+             trans: Transport, *, events: EventLog | None = None, rng: random.Random | None = None,
+             loop: asyncio.AbstractEventLoop | None = None) -> Raft:
+    """Build a node from its stores and start it (Mirrors: api.go NewRaft).
+
+    Differs: ``events`` receives the node's event stream, ``rng`` drives
+    every random choice the node makes (seed it for a reproducible run) and
+    ``loop`` is the event loop to run on (default: the running one).
+    """
+    return Raft(config, fsm, logs, stable, snaps, trans, events=events, rng=rng, loop=loop)
+
+
+class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, ObserverMixin):
+    """One Raft server (Mirrors: api.go Raft).
+
+    The methods come from several modules, as in Go: raft.py (the loops and
+    RPC handlers), replication.py, fsm.py and observer.py. The fields are
+    declared here, like Go's struct; Go's comments on them are condensed
+    into the names and the notes below.
+    """
+
+    loop: asyncio.AbstractEventLoop  # the event loop all of this node's tasks run on
+    rng: random.Random  # every random choice (timeouts, select) comes from here
+    logger: logging.Logger
+    events: NodeEvents  # where this node's events go (see events.py)
+    conf: Config  # current settings; replaced whole by reload_config
+    protocol_version: int
+    local_id: str
+    local_addr: str
+    fsm: FSM  # the application; only run_fsm touches it
+    logs: LogStore  # Figure 2: log[]
+    stable: StableStore  # Figure 2: currentTerm and votedFor, durably
+    snapshots: SnapshotStore
+    trans: Transport
+
+    apply_ch: Chan[LogFuture]  # client commands to the leader loop
+    fsm_mutate_ch: Chan[list[CommitTuple] | RestoreFuture]  # committed entries to run_fsm
+    fsm_snapshot_ch: Chan[ReqSnapshotFuture]
+    leader_ch: Chan[bool]  # True when we become leader, False when we stop; newest wins
+    configuration_change_ch: Chan[ConfigurationChangeFuture]
+    rpc_ch: Chan[RPC]  # requests from peers, from the transport
+    shutdown_ch: Chan[bool]  # closed on shutdown; every loop selects on it
+    user_snapshot_ch: Chan[Any]
+    user_restore_ch: Chan[Any]
+    verify_ch: Chan[VerifyFuture]
+    configurations_ch: Chan[ConfigurationsFuture]
+    bootstrap_ch: Chan[BootstrapFuture]
+    leadership_transfer_ch: Chan[LeadershipTransferFuture]
+    leader_notify_ch: Chan[bool]  # poke the leader after a configuration reload
+    follower_notify_ch: Chan[bool]  # poke a follower or candidate after a reload
+
+    _last_contact: float | None  # clock time we last heard from a leader; None: never
+    leader_addr: str  # who we believe leads ("" if unknown)
+    leader_id: str
+    leader_state: LeaderState  # used only while we are leader
+    # We became candidate because the leader asked us to (TimeoutNow): our
+    # RequestVote then overrides the voters' "sticky leader" rule.
+    candidate_from_leadership_transfer: bool
+    configurations: Configurations  # committed and latest membership
+    latest_configuration: Configuration  # a copy readable from outside the main loop
+    shutdown_flag: bool
+    observers: dict[int, Observer]
+    pre_vote_disabled: bool
+    _step_down_pending: bool  # our removal committed: leave the leader loop
+    _left_leader_loop: Chan[bool]  # closed when the leader loop exits (for transfers)
+
+    def __init__(self, config: Config, fsm: FSM, logs: LogStore, stable: StableStore, snaps: SnapshotStore,
+                 trans: Transport, *, events: EventLog | None = None, rng: random.Random | None = None,
+                 loop: asyncio.AbstractEventLoop | None = None) -> None:
+        validate_config(config)
+        self.loop = loop or asyncio.get_running_loop()
+        super().__init__(task_group_name=config.local_id)
+        self.routines_group.loop = self.loop
+        self.rng = rng or random.Random()
+        self.logger: logging.Logger = config.get_or_create_logger()
+        self.events = NodeEvents(events, config.local_id)
+
+        self.conf = config
+        self.protocol_version = config.protocol_version
+        self.local_id: str = config.local_id
+        self.local_addr: str = trans.local_addr()
+        self.fsm = fsm
+        self.logs = logs
+        self.stable = stable
+        self.snapshots = snaps
+        self.trans = trans
+
+        # The channels of Go's Raft struct, with Go's capacities.
+        self.apply_ch: Chan[LogFuture] = Chan(config.max_append_entries if config.batch_apply_ch else 0,
+                                              name="apply")
+        self.fsm_mutate_ch: Chan[list[CommitTuple] | RestoreFuture] = Chan(128, name="fsmMutate")
+        self.fsm_snapshot_ch: Chan[ReqSnapshotFuture] = Chan(0, name="fsmSnapshot")
+        self.leader_ch: Chan[bool] = Chan(1, name="leader")
+        self.configuration_change_ch: Chan[ConfigurationChangeFuture] = Chan(0, name="configurationChange")
+        self.rpc_ch: Chan[RPC] = trans.consumer()
+        self.shutdown_ch: Chan[bool] = Chan(0, name="shutdown")
+        self.user_snapshot_ch: Chan[Any] = Chan(0, name="userSnapshot")
+        self.user_restore_ch: Chan[Any] = Chan(0, name="userRestore")
+        self.verify_ch: Chan[VerifyFuture] = Chan(64, name="verify")
+        self.configurations_ch: Chan[ConfigurationsFuture] = Chan(8, name="configurations")
+        self.bootstrap_ch: Chan[BootstrapFuture] = Chan(0, name="bootstrap")
+        self.leadership_transfer_ch: Chan[LeadershipTransferFuture] = Chan(1, name="leadershipTransfer")
+        self.leader_notify_ch: Chan[bool] = Chan(1, name="leaderNotify")
+        self.follower_notify_ch: Chan[bool] = Chan(1, name="followerNotify")
+
+        self._last_contact: float | None = None  # None: never heard from a leader
+        self.leader_addr = ""
+        self.leader_id = ""
+        self.leader_state = LeaderState()
+        self.candidate_from_leadership_transfer = False
+        self.configurations = Configurations()
+        self.latest_configuration = Configuration()
+        self.shutdown_flag = False
+        self.observers: dict[int, Observer] = {}
+        self.pre_vote_disabled = config.pre_vote_disabled or not isinstance(trans, WithPreVote)
+        if not isinstance(trans, WithPreVote) and not config.pre_vote_disabled:
+            self.logger.warning("pre-vote is disabled because it is not supported by the Transport")
+        self._step_down_pending = False
+        self._left_leader_loop: Chan[bool] = Chan(0, name="leftLeaderLoop")
+
+        self._restore_from_stores()
+        trans.set_heartbeat_handler(self.process_heartbeat)
+        if config.skip_startup:
+            return
+        self.go_func(self.run(), "run")
+        self.go_func(self.run_fsm(), "run_fsm")
+
+    def _restore_from_stores(self) -> None:
+        """Load term, last entry, snapshot and configuration from the stores (part of NewRaft).
+
+        Paper: Figure 2, "Persistent state on all servers": what survives a crash.
+        """
+        self._set_state_var(RaftState.Follower)
+        self._current_term = self.stable.get_uint64(KEY_CURRENT_TERM)
+        last_index = self.logs.last_index()
+        last_log = self.logs.get_log(last_index) if last_index > 0 else Log()
+        self.set_last_log(last_log.index, last_log.term)
+        if self.snapshots.list():
+            raise RaftError("starting from a snapshot is not implemented yet (Core III)")
+        snapshot_index, _ = self.get_last_snapshot()
+        for index in range(snapshot_index + 1, last_log.index + 1):
+            self.process_configuration_log_entry(self.logs.get_log(index))
+        self.logger.info("initial configuration: index=%d servers=%s", self.configurations.latest_index,
+                         self.configurations.latest.servers)
+
+    # -- small helpers ----------------------------------------------------------------
+
+    def now(self) -> float:
+        """The node's clock: virtual seconds in a simulation (never the wall clock in protocol code)."""
+        return self.loop.time()
+
+    def config(self) -> Config:
+        """The current configuration (Mirrors: config())."""
+        return self.conf
+
+    def go_func(self, coro: Any, name: str = "") -> asyncio.Task[Any]:
+        """Start a tracked task (Mirrors: state.go goFunc)."""
+        return self.routines_group.go(coro, name)
+
+    def __repr__(self) -> str:
+        return f"Node at {self.local_addr} [{self.get_state()}]"
+
+    # -- configuration reload ------------------------------------------------------------
+
+    def reload_config(self, rc: ReloadableConfig) -> None:
+        """Change the reloadable settings of a running node (Mirrors: ReloadConfig).
+
+        Raises ``ConfigError`` and changes nothing if the result is invalid.
+        """
+        old = self.conf
+        new = rc.apply(old)
+        validate_config(new)
+        self.conf = new
+        if rc.heartbeat_timeout < old.heartbeat_timeout:
+            # Make running timers pick up the shorter timeout now.
+            self.leader_notify_ch.try_send(True)
+            self.follower_notify_ch.try_send(True)
+
+    def reloadable_config(self) -> ReloadableConfig:
+        return ReloadableConfig.from_config(self.conf)
+
+    # -- client requests ----------------------------------------------------------------
+
+    def bootstrap_cluster(self, configuration: Configuration) -> BootstrapFuture | ErrorFuture:
+        """Live bootstrap of a running, empty node (Mirrors: (*Raft).BootstrapCluster)."""
+        if self.shutdown_ch.closed:
+            return ErrorFuture(ErrRaftShutdown())
+        future = BootstrapFuture(configuration, self.shutdown_ch)
+        self.go_func(self._enqueue(self.bootstrap_ch, future, 0), "bootstrap")
+        return future
+
+    def leader(self) -> str:
+        """The leader's address, or "" (Mirrors: Leader, deprecated in Go)."""
+        return self.leader_addr
+
+    def leader_with_id(self) -> tuple[str, str]:
+        """(address, ID) of the leader we know of, or ("", "") (Mirrors: LeaderWithID)."""
+        return self.leader_addr, self.leader_id
+
+    def apply(self, cmd: bytes, timeout: float = 0.0) -> LogFuture | ErrorFuture:
+        """Replicate ``cmd`` and apply it to the FSM (Mirrors: Apply).
+
+        ``timeout`` bounds only the wait to hand the command to the main loop
+        (``ErrEnqueueTimeout``), not the commit. Only the leader accepts it.
+        Differs: the hand-over runs in a task; its errors arrive through the future.
+        """
+        return self.apply_log(Log(data=cmd), timeout)
+
+    def apply_log(self, log: Log, timeout: float = 0.0) -> LogFuture | ErrorFuture:
+        """Like ``apply``, taking ``data`` and ``extensions`` from ``log`` (Mirrors: ApplyLog)."""
+        if self.shutdown_ch.closed:
+            return ErrorFuture(ErrRaftShutdown())
+        future = LogFuture(Log(type=LogType.LogCommand, data=log.data, extensions=log.extensions),
+                           self.shutdown_ch)
+        self.go_func(self._enqueue(self.apply_ch, future, timeout), "apply")
+        return future
+
+    def barrier(self, timeout: float = 0.0) -> LogFuture | ErrorFuture:
+        """Resolve once every earlier entry is applied to the FSM (Mirrors: Barrier)."""
+        if self.shutdown_ch.closed:
+            return ErrorFuture(ErrRaftShutdown())
+        future = LogFuture(Log(type=LogType.LogBarrier), self.shutdown_ch)
+        self.go_func(self._enqueue(self.apply_ch, future, timeout), "barrier")
+        return future
+
+    def verify_leader(self) -> VerifyFuture | ErrorFuture:
+        """Confirm with a quorum that we are still leader (Mirrors: VerifyLeader)."""
+        if self.shutdown_ch.closed:
+            return ErrorFuture(ErrRaftShutdown())
+        future = VerifyFuture(self.shutdown_ch)
+        self.go_func(self._enqueue(self.verify_ch, future, 0), "verify")
+        return future
+
+    def get_configuration(self) -> ConfigurationsFuture:
+        """The latest configuration, read without the main loop (Mirrors: GetConfiguration).
+
+        As in hashicorp, ``index()`` of this future is 0.
+        """
+        future = ConfigurationsFuture(self.shutdown_ch)
+        future.configurations = Configurations(latest=self.get_latest_configuration())
+        future.respond(None)
+        return future
+
+    def _change_configuration(self, command: ConfigurationChangeCommand, server_id: str, address: str,
+                              prev_index: int, timeout: float) -> ConfigurationChangeFuture | ErrorFuture:
+        if self.shutdown_ch.closed:
+            return ErrorFuture(ErrRaftShutdown())
+        req = ConfigurationChangeRequest(command, server_id, address, prev_index)
+        future = ConfigurationChangeFuture(req, self.shutdown_ch)
+        self.go_func(self.request_config_change(future, timeout), "config-change")
+        return future
+
+    def add_voter(self, server_id: str, address: str, prev_index: int = 0,
+                  timeout: float = 0.0) -> ConfigurationChangeFuture | ErrorFuture:
+        """Add a voting member, or make a member a voter (Mirrors: AddVoter)."""
+        return self._change_configuration(ConfigurationChangeCommand.AddVoter, server_id, address,
+                                           prev_index, timeout)
+
+    def add_nonvoter(self, server_id: str, address: str, prev_index: int = 0,
+                     timeout: float = 0.0) -> ConfigurationChangeFuture | ErrorFuture:
+        """Add a member that receives the log but does not vote (Mirrors: AddNonvoter)."""
+        return self._change_configuration(ConfigurationChangeCommand.AddNonvoter, server_id, address,
+                                           prev_index, timeout)
+
+    def remove_server(self, server_id: str, prev_index: int = 0,
+                      timeout: float = 0.0) -> ConfigurationChangeFuture | ErrorFuture:
+        """Remove a member (Mirrors: RemoveServer)."""
+        return self._change_configuration(ConfigurationChangeCommand.RemoveServer, server_id, "",
+                                           prev_index, timeout)
+
+    def demote_voter(self, server_id: str, prev_index: int = 0,
+                     timeout: float = 0.0) -> ConfigurationChangeFuture | ErrorFuture:
+        """Take a member's vote away (Mirrors: DemoteVoter)."""
+        return self._change_configuration(ConfigurationChangeCommand.DemoteVoter, server_id, "",
+                                           prev_index, timeout)
+
+    def shutdown(self) -> ShutdownFuture:
+        """Stop the node; ``await future.error()`` waits for its tasks (Mirrors: Shutdown).
+
+        Calling it again is harmless.
+        """
+        if not self.shutdown_flag:
+            self.shutdown_ch.close()
+            self.shutdown_flag = True
+            self.set_state(RaftState.Shutdown, "shutdown requested", "shutdown")
+            return ShutdownFuture(self)
+        return ShutdownFuture(None)
+
+    def snapshot(self) -> ErrorFuture:
+        """Take a user snapshot (Mirrors: Snapshot). Arrives with Core III."""
+        if self.shutdown_ch.closed:
+            return ErrorFuture(ErrRaftShutdown())
+        return ErrorFuture(RaftError("user snapshots are not implemented yet (Core III)"))
+
+    def leadership_transfer(self) -> LeadershipTransferFuture | ErrorFuture:
+        """Hand leadership to the most up-to-date voter (Mirrors: LeadershipTransfer)."""
+        return self.initiate_leadership_transfer(None, None)
+
+    def leadership_transfer_to_server(self, server_id: str, address: str) -> LeadershipTransferFuture | ErrorFuture:
+        """Hand leadership to ``server_id`` (Mirrors: LeadershipTransferToServer)."""
+        return self.initiate_leadership_transfer(server_id, address)
+
+    def initiate_leadership_transfer(self, server_id: str | None,
+                                     address: str | None) -> LeadershipTransferFuture | ErrorFuture:
+        """Queue a transfer for the leader loop without waiting (Mirrors: initiateLeadershipTransfer)."""
+        future = LeadershipTransferFuture(server_id, address, self.shutdown_ch)
+        if server_id is not None and server_id == self.local_id:
+            future.respond(RaftError("cannot transfer leadership to itself"))
+            return future
+        if self.shutdown_ch.closed:
+            return ErrorFuture(ErrRaftShutdown())
+        if not self.leadership_transfer_ch.try_send(future):
+            from raft.errors import ErrEnqueueTimeout
+
+            return ErrorFuture(ErrEnqueueTimeout())
+        return future
+
+    # -- reading state --------------------------------------------------------------------
+
+    def state(self) -> RaftState:
+        """Our role (Mirrors: State)."""
+        return self.get_state()
+
+    def last_contact(self) -> float | None:
+        """Clock time we last heard from a leader, or None (Mirrors: LastContact)."""
+        return self._last_contact
+
+    def current_term(self) -> int:
+        """Our current term (Mirrors: CurrentTerm)."""
+        return self.get_current_term()
+
+    def last_index(self) -> int:
+        """Our last log index, including a snapshot's (Mirrors: LastIndex)."""
+        return self.get_last_index()
+
+    def commit_index(self) -> int:
+        """The highest index we know to be committed (Mirrors: CommitIndex)."""
+        return self.get_commit_index()
+
+    def applied_index(self) -> int:
+        """The last index handed to the FSM task (Mirrors: AppliedIndex)."""
+        return self.get_last_applied()
+
+    def stats(self) -> dict[str, str]:
+        """Diagnostic counters as strings, with hashicorp's keys (Mirrors: Stats)."""
+        last_log_index, last_log_term = self.get_last_log()
+        last_snap_index, last_snap_term = self.get_last_snapshot()
+        s = {
+            "state": str(self.get_state()),
+            "term": str(self.get_current_term()),
+            "last_log_index": str(last_log_index),
+            "last_log_term": str(last_log_term),
+            "commit_index": str(self.get_commit_index()),
+            "applied_index": str(self.get_last_applied()),
+            "fsm_pending": str(len(self.fsm_mutate_ch)),
+            "last_snapshot_index": str(last_snap_index),
+            "last_snapshot_term": str(last_snap_term),
+            "protocol_version": str(self.protocol_version),
+            "protocol_version_min": str(ProtocolVersionMin),
+            "protocol_version_max": str(ProtocolVersionMax),
+            "snapshot_version_min": str(SnapshotVersionMin),
+            "snapshot_version_max": str(SnapshotVersionMax),
+        }
+        future = self.get_configuration()
+        configuration = future.configuration()
+        s["latest_configuration_index"] = str(future.index())
+        s["latest_configuration"] = str([f"{x.id}@{x.address}({x.suffrage})" for x in configuration.servers])
+        voters = [x.id for x in configuration.servers if x.suffrage == ServerSuffrage.Voter]
+        s["num_peers"] = str(len(voters) - 1 if self.local_id in voters else 0)
+        if self.get_state() == RaftState.Leader:
+            s["last_contact"] = "0"
+        elif self._last_contact is None:
+            s["last_contact"] = "never"
+        else:
+            s["last_contact"] = f"{self.now() - self._last_contact:.6f}s"
+        return s
+
+
+async def wait_for_leadership(r: Raft, timeout: float) -> bool:
+    """Wait up to ``timeout`` for ``r.leader_ch`` to report True (a helper for tests)."""
+    from raft.runtime.timers import Timer
+
+    timer = Timer(timeout)
+    try:
+        while True:
+            case, value = await select([r.leader_ch, timer.c])
+            if case is timer.c:
+                return False
+            if value:
+                return True
+    finally:
+        timer.stop()

@@ -1,0 +1,251 @@
+"""``raft-sim``: run a simulated cluster from the command line.
+
+``raft-sim run`` builds a cluster in virtual time, applies the faults you
+schedule, and tells the story of the run: who became leader, when, in which
+term, and why. With ``--trace FILE`` it also writes every event as JSON Lines.
+The same arguments always print the same story and write the same file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, TextIO
+
+from raft.errors import RaftError
+from raft.events import Event
+from raft.runtime.channels import select
+from raft.runtime.timers import after
+from raft.sim.network import LinkFaults
+from raft.state import RaftState
+from raft.testing import Cluster
+
+EXIT_USAGE = 2
+
+
+class UsageError(Exception):
+    """A command-line argument is wrong; the message says how."""
+
+
+@dataclass(frozen=True)
+class Intervention:
+    """Something the user scheduled: ``crash`` or ``restart`` of ``node`` at virtual time ``at``."""
+
+    at: float
+    action: str
+    node: str
+
+
+def _node_at(value: str, action: str, nodes: int, duration: float) -> Intervention:
+    node, sep, at_text = value.partition(":")
+    if not sep or not node or not at_text:
+        raise UsageError(f"--{action} expects NODE:AT, for example n1:10 (got {value!r})")
+    valid = [f"n{i}" for i in range(1, nodes + 1)]
+    if node not in valid:
+        raise UsageError(f"--{action} {value}: no node {node!r}; nodes are {', '.join(valid)}")
+    try:
+        at = float(at_text)
+    except ValueError:
+        raise UsageError(f"--{action} {value}: {at_text!r} is not a number of seconds") from None
+    if not 0 <= at <= duration:
+        raise UsageError(f"--{action} {value}: time must be between 0 and the duration ({duration:g}s)")
+    return Intervention(at, action, node)
+
+
+def _schedule(args: argparse.Namespace) -> list[Intervention]:
+    plan = [_node_at(v, "crash", args.nodes, args.duration) for v in args.crash]
+    plan += [_node_at(v, "restart", args.nodes, args.duration) for v in args.restart]
+    plan.sort(key=lambda i: (i.at, 0 if i.action == "crash" else 1))
+    up = {f"n{i}": True for i in range(1, args.nodes + 1)}
+    for step in plan:
+        if step.action == "crash" and not up[step.node]:
+            raise UsageError(f"--crash {step.node}:{step.at:g}: {step.node} is already crashed then")
+        if step.action == "restart" and up[step.node]:
+            raise UsageError(f"--restart {step.node}:{step.at:g}: {step.node} is not crashed then; "
+                             f"crash it earlier with --crash")
+        up[step.node] = step.action == "restart"
+    return plan
+
+
+def _probability(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 0.0 <= value < 1.0:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 0 and below 1 (e.g. 0.1 for 10%)")
+    return value
+
+
+def _positive_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _non_negative(text: str) -> float:
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} cannot be negative")
+    return value
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="raft-sim",
+        description="Run a Raft cluster in deterministic virtual time.",
+    )
+    commands = parser.add_subparsers(dest="command", metavar="COMMAND")
+    commands.required = True
+    run = commands.add_parser(
+        "run",
+        help="simulate a cluster and narrate what happens",
+        description="Simulate a cluster (nodes n1..nN) in virtual time and narrate elections. "
+                    "The same arguments always give the same output.",
+    )
+    run.add_argument("--nodes", type=_positive_int, default=5, help="number of servers (default 5)")
+    run.add_argument("--seed", type=int, default=0, help="random seed; same seed, same run (default 0)")
+    run.add_argument("--duration", type=_non_negative, default=30.0,
+                     help="virtual seconds to simulate (default 30)")
+    run.add_argument("--trace", metavar="FILE", help="write every event as JSON Lines to FILE")
+    run.add_argument("--loss", type=_probability, default=0.0,
+                     help="probability that any message is lost, e.g. 0.1 (default 0)")
+    run.add_argument("--crash", action="append", default=[], metavar="NODE:AT",
+                     help="crash NODE at virtual time AT seconds (repeatable), e.g. n1:10")
+    run.add_argument("--restart", action="append", default=[], metavar="NODE:AT",
+                     help="restart a crashed NODE at time AT (repeatable), e.g. n1:20")
+    run.add_argument("--apply-rate", type=_non_negative, default=0.0, metavar="N",
+                     help="client commands per virtual second, sent to whoever leads (default 0)")
+    run.add_argument("--quiet", action="store_true", help="print only the summary")
+    return parser
+
+
+class Narrator:
+    """Turns events into the readable story printed by ``raft-sim run``."""
+
+    def __init__(self, out: TextIO, quiet: bool) -> None:
+        self.out = out
+        self.quiet = quiet
+        self.leaders: list[tuple[float, str, int]] = []
+        self.election_reason: dict[str, str] = {}
+        self.commits = 0
+        self.last_commit = 0
+
+    def __call__(self, event: Event) -> None:
+        kind = event.kind
+        if kind == "state" and event["state"] == "candidate":
+            self.election_reason[event.node] = event.get("reason", "")
+        elif kind == "state" and event["state"] == "leader":
+            self.leaders.append((event.t, event.node, event["term"]))
+            why = self.election_reason.get(event.node, "")
+            self.say(event.t, f"{event.node} becomes leader in term {event['term']} "
+                              f"({event.get('reason')}; it stood because: {why or 'unknown'})")
+        elif kind == "state" and event["state"] == "follower" and "lease" in str(event.get("reason")):
+            self.say(event.t, f"{event.node} steps down in term {event['term']}: {event.get('reason')}")
+        elif kind in ("crash", "restart"):
+            self.say(event.t, f"{event.node} {'crashes' if kind == 'crash' else 'restarts from its stores'}")
+        elif kind == "commit" and event["index"] > self.last_commit:
+            self.last_commit = event["index"]
+
+    def say(self, t: float, text: str) -> None:
+        if not self.quiet:
+            print(f"  t={t:8.3f}s  {text}", file=self.out)
+
+
+async def _client(cluster: Cluster, rate: float) -> None:
+    """Send ``rate`` commands per second to the leader; retry a refused one like a client would."""
+    sequence = 0
+    interval = 1.0 / rate
+    while True:
+        sequence += 1
+        command = f"cmd-{sequence}".encode()
+        while True:
+            leader = cluster.leader()
+            if leader is not None:
+                future = cluster.node(leader).apply(command)
+                cluster.events.emit("client", "client_request", "raft-sim.client", command=command.decode(),
+                                    to=leader)
+                err = await future.error()
+                cluster.events.emit("client", "client_reply", "raft-sim.client", command=command.decode(),
+                                    ok=err is None, error=str(err or ""), index=future.index())
+                if err is None:
+                    break
+            await select([after(interval)])  # no leader, or refused: wait and retry
+        await select([after(interval)])
+
+
+def run_command(args: argparse.Namespace, out: TextIO) -> int:
+    plan = _schedule(args)
+    cluster = Cluster(args.nodes, args.seed, faults=LinkFaults(loss=args.loss))
+    narrator = Narrator(out, args.quiet)
+    cluster.events.subscribe(narrator)
+    print(f"raft-sim: {args.nodes} nodes, seed {args.seed}, {args.duration:g} virtual seconds, "
+          f"message loss {args.loss:.0%}", file=out)
+    client: Any = None
+    if args.apply_rate > 0:
+        client = cluster.loop.create_task(_client(cluster, args.apply_rate))
+    try:
+        for step in plan:
+            cluster.run_for(step.at - cluster.now)
+            if step.action == "crash":
+                cluster.crash(step.node)
+            else:
+                cluster.restart(step.node)
+        cluster.run_for(args.duration - cluster.now)
+    finally:
+        if client is not None:
+            client.cancel()
+    _summarize(cluster, narrator, out)
+    if args.trace:
+        try:
+            with open(args.trace, "w", encoding="utf-8") as trace:
+                cluster.events.write_jsonl(trace)
+        except OSError as err:
+            print(f"raft-sim: cannot write trace {args.trace}: {err.strerror}", file=sys.stderr)
+            return 1
+        print(f"  trace: {len(cluster.events)} events written to {args.trace}", file=out)
+    cluster.close()
+    return 0
+
+
+def _summarize(cluster: Cluster, narrator: Narrator, out: TextIO) -> None:
+    leader = cluster.leader()
+    if leader is None:
+        final = "no leader at the end"
+    else:
+        final = f"final leader {leader} in term {cluster.node(leader).current_term()}"
+    states = ", ".join(
+        f"{h.id}={h.raft.state().name.lower() if h.raft else 'crashed'}" for h in cluster.handles.values()
+    )
+    print(f"Summary: {len(narrator.leaders)} leader(s) elected; {final}; commit index {narrator.last_commit}.",
+          file=out)
+    print(f"  at t={cluster.now:.3f}s: {states}", file=out)
+    if leader is None and any(r.state() == RaftState.Leader for r in cluster.rafts()):
+        print("  (several nodes believe they lead in different terms)", file=out)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "run":
+            return run_command(args, sys.stdout)
+    except UsageError as err:
+        parser.error(str(err))  # prints usage and exits with status 2
+    except RaftError as err:
+        print(f"raft-sim: {err}", file=sys.stderr)
+        return 1
+    return EXIT_USAGE
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,181 @@
+"""The application's state machine, and the task that feeds it committed entries.
+
+Paper:   Figure 1 (replicated state machines); Figure 2 ("Rules for Servers",
+         All Servers: "If commitIndex > lastApplied: increment lastApplied,
+         apply log[lastApplied] to state machine").
+Mirrors: fsm.go.
+Read before: raft.py ``process_logs``, which hands batches to ``run_fsm``.
+
+The FSM is the application: a key-value store, a lock service, anything
+deterministic. Raft guarantees every server applies the same commands in the
+same order; the FSM must turn the same commands into the same state.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
+
+from raft.configuration import Configuration, decode_configuration
+from raft.errors import ErrNothingNewToSnapshot, RaftError, StoreError
+from raft.future import LogFuture, ReqSnapshotFuture, RestoreFuture
+from raft.log import Log, LogType
+from raft.runtime.channels import select
+from raft.snapshot import SnapshotSink
+
+if TYPE_CHECKING:
+    from raft.api import Raft
+
+
+@runtime_checkable
+class FSMSnapshot(Protocol):
+    """A point-in-time copy of FSM state, written out later (Mirrors: FSMSnapshot)."""
+
+    def persist(self, sink: SnapshotSink) -> None:
+        """Write the state to ``sink`` and close it (or cancel it on error)."""
+        ...
+
+    def release(self) -> None:
+        """Called once the snapshot is no longer needed."""
+        ...
+
+
+@runtime_checkable
+class FSM(Protocol):
+    """The replicated state machine (Mirrors: fsm.go FSM).
+
+    ``apply`` must be deterministic. Its return value reaches the client
+    through ``ApplyFuture.response()``.
+    """
+
+    def apply(self, log: Log) -> Any: ...
+
+    def snapshot(self) -> FSMSnapshot: ...
+
+    def restore(self, source: BinaryIO) -> None:
+        """Replace all state with the snapshot read from ``source``."""
+        ...
+
+
+@runtime_checkable
+class BatchingFSM(FSM, Protocol):
+    """An FSM that applies many entries in one call (Mirrors: BatchingFSM).
+
+    It receives only command and configuration entries and must return one
+    response per entry.
+    """
+
+    def apply_batch(self, logs: list[Log]) -> list[Any]: ...
+
+
+@runtime_checkable
+class ConfigurationStore(FSM, Protocol):
+    """An FSM that also wants every committed configuration (Mirrors: ConfigurationStore)."""
+
+    def store_configuration(self, index: int, configuration: Configuration) -> None: ...
+
+
+@dataclass
+class CommitTuple:
+    """A committed entry on its way to the FSM, and the future to answer (Mirrors: commitTuple)."""
+
+    log: Log
+    future: LogFuture | None
+
+
+class FSMRunner:
+    """The ``run_fsm`` task of ``Raft`` (Mirrors: fsm.go runFSM)."""
+
+    async def run_fsm(self: Raft) -> None:
+        """Apply committed entries, restore snapshots and take FSM snapshots, in order.
+
+        Paper:   Figure 2, All Servers, first rule (apply committed entries in order).
+        Mirrors: fsm.go runFSM.
+
+        This is the only task that touches the user's FSM, so the FSM never
+        sees two calls at once. Restores travel on the same channel as
+        entries so that a restore cannot overtake entries queued before it.
+        """
+        state = _FSMProgress()
+        while True:
+            case, request = await select([self.fsm_mutate_ch, self.fsm_snapshot_ch, self.shutdown_ch], self.rng)
+            if case is self.shutdown_ch:
+                return
+            if case is self.fsm_snapshot_ch:
+                self._fsm_snapshot(state, request)
+            elif isinstance(request, RestoreFuture):
+                self._fsm_restore(state, request)
+            else:
+                self._fsm_apply_batch(state, request)
+
+    def _fsm_apply_batch(self: Raft, state: _FSMProgress, batch: list[CommitTuple]) -> None:
+        if isinstance(self.fsm, BatchingFSM):
+            self._fsm_apply_batching(state, batch)
+            return
+        for item in batch:
+            response: Any = None
+            entry = item.log
+            if entry.type == LogType.LogCommand:
+                response = self.fsm.apply(entry)
+            elif entry.type == LogType.LogConfiguration and isinstance(self.fsm, ConfigurationStore):
+                self.fsm.store_configuration(entry.index, decode_configuration(entry.data))
+            state.last_index, state.last_term = entry.index, entry.term
+            self.events.emit("apply", "run_fsm", index=entry.index, term=entry.term, type=entry.type.name)
+            if item.future is not None:
+                item.future.response_value = response
+                item.future.respond(None)
+
+    def _fsm_apply_batching(self: Raft, state: _FSMProgress, batch: list[CommitTuple]) -> None:
+        assert isinstance(self.fsm, BatchingFSM)
+        sendable = [item.log for item in batch if _goes_to_batching_fsm(item.log)]
+        responses = self.fsm.apply_batch(sendable) if sendable else []
+        assert len(responses) == len(sendable), "BatchingFSM.apply_batch must return one response per entry"
+        answers = iter(responses)
+        for item in batch:
+            response = next(answers) if _goes_to_batching_fsm(item.log) else None
+            state.last_index, state.last_term = item.log.index, item.log.term
+            self.events.emit("apply", "run_fsm", index=item.log.index, term=item.log.term,
+                             type=item.log.type.name)
+            if item.future is not None:
+                item.future.response_value = response
+                item.future.respond(None)
+
+    def _fsm_restore(self: Raft, state: _FSMProgress, request: RestoreFuture) -> None:
+        try:
+            meta, source = self.snapshots.open(request.id)
+        except RaftError as err:
+            request.respond(StoreError(f"failed to open snapshot {request.id}: {err}"))
+            return
+        try:
+            self.fsm.restore(source)
+        except Exception as err:  # the application's restore failed; report, do not crash
+            request.respond(StoreError(f"failed to restore snapshot {request.id}: {err}"))
+            return
+        finally:
+            source.close()
+        state.last_index, state.last_term = meta.index, meta.term
+        request.respond(None)
+
+    def _fsm_snapshot(self: Raft, state: _FSMProgress, request: ReqSnapshotFuture) -> None:
+        if state.last_index == 0:
+            request.respond(ErrNothingNewToSnapshot())
+            return
+        request.index, request.term = state.last_index, state.last_term
+        try:
+            request.snapshot = self.fsm.snapshot()
+        except Exception as err:  # the application's snapshot failed
+            request.respond(StoreError(f"FSM snapshot failed: {err}"))
+            return
+        request.respond(None)
+
+
+class _FSMProgress:
+    """The last entry the FSM has seen; snapshots are labelled with it."""
+
+    def __init__(self) -> None:
+        self.last_index = 0
+        self.last_term = 0
+
+
+def _goes_to_batching_fsm(entry: Log) -> bool:
+    return entry.type in (LogType.LogCommand, LogType.LogConfiguration)

@@ -1,0 +1,284 @@
+"""An in-process transport: nodes in one process talk over channels.
+
+Mirrors: inmem_transport.go.
+Read next: sim/network.py (the faults a simulation adds on top).
+
+Each transport has a consumer channel on which its node receives requests,
+and a table of the peers it can reach. ``connect`` and ``disconnect`` edit
+that table, as hashicorp's tests do: a request to a peer that is not in the
+table fails at once with "failed to connect to peer".
+
+With a ``SimNetwork`` attached, a request and its response each cross the
+network, where they may be delayed, duplicated, reordered or lost; a lost
+message leaves the caller waiting until its timeout. Without one, messages
+are handed over at once. Either way every message is encoded and decoded
+(commands.py), so sender and receiver never share an object.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import random
+from collections.abc import Callable
+from typing import Any
+
+from raft.commands import (
+    RPC_NAMES,
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    InstallSnapshotRequest,
+    InstallSnapshotResponse,
+    RequestPreVoteRequest,
+    RequestPreVoteResponse,
+    RequestVoteRequest,
+    RequestVoteResponse,
+    TimeoutNowRequest,
+    TimeoutNowResponse,
+    decode_message,
+    encode_message,
+    summarize,
+)
+from raft.errors import ErrPipelineShutdown, RaftError, TransportError
+from raft.future import AppendFuture
+from raft.runtime.channels import Chan, Send, select
+from raft.runtime.timers import Timer
+from raft.sim.network import SimNetwork
+from raft.transport import RPC, RPCResponse
+from raft.util import generate_uuid
+
+DEFAULT_TIMEOUT = 0.5  # Go: NewInmemTransport uses 500ms
+
+
+def new_inmem_addr(rng: random.Random) -> str:
+    """A fresh random address (Mirrors: NewInmemAddr)."""
+    return generate_uuid(rng)
+
+
+class InmemTransport:
+    """Transport for nodes in one process (Mirrors: InmemTransport).
+
+    Differs: ``set_heartbeat_handler`` is ignored, as in Go. The optional
+    ``network`` adds the simulator's faults. ``down`` marks a crashed node:
+    it receives nothing until ``reopen``.
+    """
+
+    def __init__(self, addr: str, timeout: float = DEFAULT_TIMEOUT, network: SimNetwork | None = None) -> None:
+        if not addr:
+            raise ValueError("an InmemTransport needs an address")
+        self.consumer_ch: Chan[RPC] = Chan(16, name=f"{addr}.consumer")
+        self._local_addr = addr
+        self.peers: dict[str, InmemTransport] = {}
+        self.pipelines: list[InmemPipeline] = []
+        self.timeout = timeout
+        self.network = network
+
+    # -- Transport interface ----------------------------------------------------
+
+    def set_heartbeat_handler(self, cb: Callable[[RPC], None] | None) -> None:
+        """No fast path in memory: heartbeats go through the consumer like any RPC."""
+
+    def consumer(self) -> Chan[RPC]:
+        return self.consumer_ch
+
+    def local_addr(self) -> str:
+        return self._local_addr
+
+    async def append_entries_pipeline(self, id: str, target: str) -> InmemPipeline:
+        peer = self.peers.get(target)
+        if peer is None:
+            raise TransportError(f"failed to connect to peer: {target}")
+        pipeline = InmemPipeline(self, peer, target)
+        self.pipelines.append(pipeline)
+        return pipeline
+
+    async def append_entries(self, id: str, target: str, args: AppendEntriesRequest) -> AppendEntriesResponse:
+        resp = await self.make_rpc(target, args, None, self.timeout)
+        assert isinstance(resp, AppendEntriesResponse)
+        return resp
+
+    async def request_vote(self, id: str, target: str, args: RequestVoteRequest) -> RequestVoteResponse:
+        resp = await self.make_rpc(target, args, None, self.timeout)
+        assert isinstance(resp, RequestVoteResponse)
+        return resp
+
+    async def request_pre_vote(self, id: str, target: str, args: RequestPreVoteRequest) -> RequestPreVoteResponse:
+        resp = await self.make_rpc(target, args, None, self.timeout)
+        assert isinstance(resp, RequestPreVoteResponse)
+        return resp
+
+    async def install_snapshot(self, id: str, target: str, args: InstallSnapshotRequest,
+                               data: bytes) -> InstallSnapshotResponse:
+        resp = await self.make_rpc(target, args, bytes(data), 10 * self.timeout)
+        assert isinstance(resp, InstallSnapshotResponse)
+        return resp
+
+    async def timeout_now(self, id: str, target: str, args: TimeoutNowRequest) -> TimeoutNowResponse:
+        resp = await self.make_rpc(target, args, None, 10 * self.timeout)
+        assert isinstance(resp, TimeoutNowResponse)
+        return resp
+
+    def encode_peer(self, id: str, addr: str) -> str:
+        return addr
+
+    def decode_peer(self, buf: str) -> str:
+        return buf
+
+    # -- WithPeers / WithClose ---------------------------------------------------------
+
+    def connect(self, peer: str, transport: Any) -> None:
+        assert isinstance(transport, InmemTransport)
+        self.peers[peer] = transport
+
+    def disconnect(self, peer: str) -> None:
+        self.peers.pop(peer, None)
+        keep = []
+        for pipeline in self.pipelines:
+            if pipeline.peer_addr == peer:
+                pipeline.close()
+            else:
+                keep.append(pipeline)
+        self.pipelines = keep
+
+    def disconnect_all(self) -> None:
+        self.peers = {}
+        for pipeline in self.pipelines:
+            pipeline.close()
+        self.pipelines = []
+
+    def close(self) -> None:
+        self.disconnect_all()
+
+    # -- the simulator's crash fault -------------------------------------------------
+
+    def reopen(self) -> None:
+        """Give a restarted node an empty inbox; requests to the dead node are gone."""
+        self.consumer_ch = Chan(16, name=f"{self._local_addr}.consumer")
+
+    # -- one request and its response ------------------------------------------------
+
+    async def make_rpc(self, target: str, args: Any, reader: bytes | None, timeout: float) -> Any:
+        """Send ``args`` to ``target`` and wait up to ``timeout`` for the response.
+
+        Mirrors: inmem_transport.go makeRPC.
+        """
+        peer = self.peers.get(target)
+        if peer is None:
+            raise TransportError(f"failed to connect to peer: {target}")
+        resp_ch: Chan[RPCResponse] = Chan(1, name="resp")
+        rpc_id = self.network.new_rpc_id() if self.network is not None else 0
+        request = encode_message(args)
+        rpc_name = RPC_NAMES[type(args)]
+        response_type = type(args).TYPE + 64
+
+        def reply(resp: RPCResponse) -> None:
+            # Runs on the receiver: encode the answer and send it back.
+            error = str(resp.error) if resp.error is not None else None
+            payload = encode_message(resp.response) if resp.response is not None else b""
+
+            def deliver_response(data: bytes) -> None:
+                resp_ch.try_send(_decode_response(data, error, response_type))
+
+            if self.network is None:
+                deliver_response(payload)
+            else:
+                self.network.send(rpc_id, target, self._local_addr, rpc_name, "response", payload,
+                                  deliver_response)
+
+        def deliver_request(data: bytes) -> None:
+            rpc = RPC(decode_message(data), reply, reader)
+            if not peer.consumer_ch.try_send(rpc):
+                asyncio.get_event_loop().create_task(_enqueue(peer.consumer_ch, rpc, timeout))
+
+        if self.network is None:
+            rpc = RPC(decode_message(request), reply, reader)
+            timer = Timer(timeout)
+            case, _ = await select([Send(peer.consumer_ch, rpc), timer.c])
+            timer.stop()
+            if case is timer.c:
+                raise TransportError("send timed out")
+        else:
+            self.network.send(rpc_id, self._local_addr, target, rpc_name, "request", request,
+                              deliver_request, summarize(args))
+
+        timer = Timer(timeout)
+        case, value = await select([resp_ch, timer.c])
+        timer.stop()
+        if case is timer.c:
+            raise TransportError("command timed out")
+        assert isinstance(value, RPCResponse)
+        if value.error is not None:
+            raise value.error
+        return value.response
+
+
+def _decode_response(data: bytes, error: str | None, response_type: int) -> RPCResponse:
+    if error is not None:
+        return RPCResponse(None, TransportError(error))
+    response = decode_message(data)
+    if response_type != response.TYPE:
+        return RPCResponse(None, TransportError(f"unexpected response {type(response).__name__}"))
+    return RPCResponse(response, None)
+
+
+async def _enqueue(consumer: Chan[RPC], rpc: RPC, timeout: float) -> None:
+    """Wait for room in a busy node's inbox; give up (the message is lost) after ``timeout``."""
+    timer = Timer(timeout)
+    await select([Send(consumer, rpc), timer.c])
+    timer.stop()
+
+
+class InmemPipeline:
+    """Pipelined AppendEntries to one peer (Mirrors: inmemPipeline).
+
+    Requests are sent without waiting for earlier answers; a task collects
+    the answers in order and hands each finished ``AppendFuture`` to
+    ``consumer()``.
+    """
+
+    def __init__(self, trans: InmemTransport, peer: InmemTransport, peer_addr: str) -> None:
+        self.trans = trans
+        self.peer = peer
+        self.peer_addr = peer_addr
+        self.done_ch: Chan[AppendFuture] = Chan(16, name="pipeline.done")
+        self.inprogress_ch: Chan[tuple[AppendFuture, asyncio.Task[Any]]] = Chan(16, name="pipeline.inprogress")
+        self.shutdown = False
+        self.shutdown_ch: Chan[bool] = Chan(0, name="pipeline.shutdown")
+        self._decoder = asyncio.get_event_loop().create_task(self.decode_responses())
+
+    async def decode_responses(self) -> None:
+        """Hand back answers in the order the requests were sent (Mirrors: decodeResponses)."""
+        while True:
+            case, item = await select([self.inprogress_ch, self.shutdown_ch])
+            if case is self.shutdown_ch:
+                return
+            future, call = item
+            try:
+                # make_rpc always finishes within the transport timeout.
+                future.resp = await call
+                future.respond(None)
+            except RaftError as err:
+                future.respond(err)
+            case, _ = await select([Send(self.done_ch, future), self.shutdown_ch])
+            if case is self.shutdown_ch:
+                return
+
+    async def append_entries(self, args: AppendEntriesRequest) -> AppendFuture:
+        if self.shutdown:
+            raise ErrPipelineShutdown()
+        loop = asyncio.get_event_loop()
+        future = AppendFuture(start=loop.time(), args=args)
+        call = loop.create_task(self.trans.make_rpc(self.peer_addr, args, None, self.trans.timeout))
+        case, _ = await select([Send(self.inprogress_ch, (future, call)), self.shutdown_ch])
+        if case is self.shutdown_ch:
+            call.cancel()
+            raise ErrPipelineShutdown()
+        return future
+
+    def consumer(self) -> Chan[AppendFuture]:
+        return self.done_ch
+
+    def close(self) -> None:
+        if self.shutdown:
+            return
+        self.shutdown = True
+        self.shutdown_ch.close()

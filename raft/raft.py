@@ -1,0 +1,1397 @@
+"""The Raft state machine: follower, candidate and leader loops, and the RPC handlers.
+
+Paper:   Figure 2 (all four boxes), Figure 4 (role changes), §5.1–§5.4;
+         Thesis §9.6 (pre-vote), §3.10 (leadership transfer).
+Mirrors: raft.go.
+Read before: state.py, commands.py, configuration.py.
+Read next: replication.py (what a leader's per-follower tasks do),
+commitment.py, fsm.py.
+
+Theory of operation
+-------------------
+``run`` is the node's main task. It loops over the three roles; each role
+has its own loop (``run_follower``, ``run_candidate``, ``run_leader``) that
+waits in a ``select`` on the incoming RPC channel, the client request
+channels and its timers, and returns when the role changes. Everything that
+changes Raft's core state (term, vote, log, commit index, configuration)
+happens in this one task, so those changes never interleave.
+
+The sections below follow raft.go: helpers; the follower and candidate
+loops; the leader; the RPC handlers; elections and small setters.
+"""
+
+from __future__ import annotations
+
+from collections import deque
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from raft.commands import (
+    AppendEntriesRequest,
+    AppendEntriesResponse,
+    InstallSnapshotRequest,
+    InstallSnapshotResponse,
+    RequestPreVoteRequest,
+    RequestPreVoteResponse,
+    RequestVoteRequest,
+    RequestVoteResponse,
+    RPCHeader,
+    TimeoutNowRequest,
+    TimeoutNowResponse,
+)
+from raft.commitment import Commitment
+from raft.config import ProtocolVersionMax, ProtocolVersionMin
+from raft.configuration import (
+    Configuration,
+    ServerSuffrage,
+    configuration_to_dict,
+    decode_configuration,
+    encode_configuration,
+    has_vote,
+    in_configuration,
+    next_configuration,
+)
+from raft.errors import (
+    ConfigError,
+    ErrCantBootstrap,
+    ErrLeadershipLost,
+    ErrLeadershipTransferInProgress,
+    ErrLogNotFound,
+    ErrNotLeader,
+    ErrNotVoter,
+    ErrRaftShutdown,
+    ErrUnsupportedProtocol,
+    RaftError,
+    StoreError,
+    TransportError,
+)
+from raft.fsm import CommitTuple
+from raft.future import (
+    ConfigurationChangeFuture,
+    ConfigurationsFuture,
+    DeferError,
+    LeadershipTransferFuture,
+    LogFuture,
+    VerifyFuture,
+)
+from raft.log import Log, LogType
+from raft.observer import LeaderObservation, PeerObservation
+from raft.runtime.channels import Chan, Send, select
+from raft.runtime.timers import Timer, after
+from raft.state import RaftState
+from raft.transport import RPC, WithPreVote
+from raft.util import async_notify_ch, override_notify_bool, random_timeout
+
+if TYPE_CHECKING:
+    from raft.api import Raft
+    from raft.replication import FollowerReplication
+
+MIN_CHECK_INTERVAL = 0.010  # shortest wait between two leader-lease checks
+RPC_UNEXPECTED_COMMAND_ERROR = "unexpected command"
+
+# Keys of the durable variables in the StableStore (Figure 2: "Persistent state").
+KEY_CURRENT_TERM = b"CurrentTerm"  # Figure 2: currentTerm
+KEY_LAST_VOTE_TERM = b"LastVoteTerm"  # the term of votedFor
+KEY_LAST_VOTE_CAND = b"LastVoteCand"  # Figure 2: votedFor
+
+
+@dataclass
+class LeaderState:
+    """What a server keeps only while it is leader (Mirrors: raft.go leaderState).
+
+    Paper: Figure 2, "Volatile state on leaders" (nextIndex and matchIndex
+    live in ``repl_state`` and ``commitment``).
+    """
+
+    leadership_transfer_in_progress: bool = False
+    commit_ch: Chan[bool] = field(default_factory=lambda: Chan(1, name="commit"))
+    commitment: Commitment | None = None
+    # Futures of entries stored but not yet committed, in index order.
+    inflight: deque[LogFuture] = field(default_factory=deque)
+    # One replicator per other server, voters and nonvoters alike.
+    repl_state: dict[str, FollowerReplication] = field(default_factory=dict)
+    # VerifyLeader requests waiting for a quorum of heartbeats (a dict as an ordered set).
+    notify: dict[VerifyFuture, None] = field(default_factory=dict)
+    # A replicator that saw a newer term pokes this to make us step down.
+    step_down: Chan[bool] = field(default_factory=lambda: Chan(1, name="stepDown"))
+
+
+@dataclass
+class VoteResult:
+    """One answer to our (pre-)vote request, tagged with who sent it (Mirrors: voteResult)."""
+
+    term: int
+    granted: bool
+    voter_id: str
+
+
+class RaftLoops:
+    """The protocol methods of ``Raft`` that live in raft.go."""
+
+    # ------------------------------------------------------------------
+    # Helpers
+    # ------------------------------------------------------------------
+
+    def get_rpc_header(self: Raft) -> RPCHeader:
+        """The header we put on every request and response (Mirrors: getRPCHeader)."""
+        return RPCHeader(
+            protocol_version=self.config().protocol_version,
+            id=self.local_id,
+            addr=self.trans.encode_peer(self.local_id, self.local_addr),
+        )
+
+    def check_rpc_header(self: Raft, rpc: RPC) -> None:
+        """Raise ``ErrUnsupportedProtocol`` for a message we cannot process.
+
+        Mirrors: raft.go checkRPCHeader.
+
+        We accept our own protocol version and the one before it, so a
+        cluster can be upgraded one server at a time.
+        """
+        header = getattr(rpc.command, "header", None)
+        if not isinstance(header, RPCHeader):
+            raise RaftError("RPC does not have a header")
+        version = header.protocol_version
+        if version < ProtocolVersionMin or version > ProtocolVersionMax:
+            raise ErrUnsupportedProtocol()
+        if version < self.config().protocol_version - 1:
+            raise ErrUnsupportedProtocol()
+
+    def set_leader(self: Raft, leader_addr: str, leader_id: str, func: str = "set_leader") -> None:
+        """Record who we think the leader is, and tell observers if it changed (Mirrors: setLeader)."""
+        old_addr, old_id = self.leader_addr, self.leader_id
+        self.leader_addr, self.leader_id = leader_addr, leader_id
+        if old_addr != leader_addr or old_id != leader_id:
+            self.observe(LeaderObservation(leader_addr, leader_id), func)
+
+    async def request_config_change(self: Raft, future: ConfigurationChangeFuture, timeout: float) -> None:
+        """Hand a membership change to the leader loop (Mirrors: requestConfigChange)."""
+        await self._enqueue(self.configuration_change_ch, future, timeout)
+
+    async def _enqueue(self: Raft, ch: Chan[Any], future: DeferError, timeout: float) -> None:
+        """Send ``future`` to the main loop, answering it ourselves on timeout or shutdown.
+
+        Mirrors: the enqueue ``select`` shared by Apply, Barrier and the
+        configuration changes in api.go.
+        """
+        timer = Timer(timeout) if timeout > 0 else None
+        case, _ = await select([timer.c if timer else None, Send(ch, future), self.shutdown_ch], self.rng)
+        if timer is not None:
+            timer.stop()
+        if case is self.shutdown_ch:
+            future.respond(ErrRaftShutdown())
+        elif timer is not None and case is timer.c:
+            from raft.errors import ErrEnqueueTimeout
+
+            future.respond(ErrEnqueueTimeout())
+
+    # ------------------------------------------------------------------
+    # The main loop, follower and candidate
+    # ------------------------------------------------------------------
+
+    async def run(self: Raft) -> None:
+        """The main task: run the loop of whatever role we are in until shutdown.
+
+        Paper:   Figure 4.
+        Mirrors: raft.go run.
+        """
+        while True:
+            if self.shutdown_ch.closed:
+                self.set_leader("", "", "run")  # so nobody forwards requests to us
+                return
+            state = self.get_state()
+            if state == RaftState.Follower:
+                await self.run_follower()
+            elif state == RaftState.Candidate:
+                await self.run_candidate()
+            elif state == RaftState.Leader:
+                await self.run_leader()
+            else:
+                await self.shutdown_ch.recv()
+
+    async def run_follower(self: Raft) -> None:
+        """Answer RPCs; become a candidate if the leader goes quiet.
+
+        Paper:   Figure 2, Rules for Servers, Followers: "If election timeout
+                 elapses without receiving AppendEntries RPC from current
+                 leader or granting vote to candidate: convert to candidate".
+        Mirrors: raft.go runFollower.
+        Differs: client requests are refused through one helper,
+        ``_refuse_client_request``, instead of one case each.
+
+        The timer is not reset by each heartbeat: it fires every [HT, 2HT)
+        and we then look at how long ago we last heard from a leader.
+        """
+        did_warn = False
+        heartbeat_timer = self._follower_timer(self.config().heartbeat_timeout)
+        while self.get_state() == RaftState.Follower:
+            case, value = await select([
+                self.rpc_ch, self.configuration_change_ch, self.apply_ch, self.verify_ch,
+                self.user_restore_ch, self.leadership_transfer_ch, self.configurations_ch,
+                self.bootstrap_ch, self.leader_notify_ch, self.follower_notify_ch,
+                heartbeat_timer, self.shutdown_ch,
+            ], self.rng)
+            if case is self.rpc_ch:
+                self.process_rpc(value)
+            elif case is self.configurations_ch:
+                self._answer_configurations(value)
+            elif case is self.bootstrap_ch:
+                value.respond(self.live_bootstrap(value.configuration))
+            elif case is self.leader_notify_ch:
+                pass  # only a leader cares about a configuration reload
+            elif case is self.follower_notify_ch:
+                heartbeat_timer = after(0)  # re-check at once with the reloaded timeout
+            elif case is heartbeat_timer:
+                timeout = self.config().heartbeat_timeout
+                heartbeat_timer = self._follower_timer(timeout)
+                if self._heard_from_leader_within(timeout):
+                    continue
+                did_warn = self._heartbeat_timed_out(did_warn)
+            elif case is self.shutdown_ch:
+                return
+            else:
+                self._refuse_client_request(value, ErrNotLeader())
+
+    def _follower_timer(self: Raft, timeout: float) -> Chan[float] | None:
+        timer = random_timeout(timeout, self.rng)
+        self.events.emit("timer", "run_follower", timer="heartbeat", timeout=timeout,
+                         deadline=round(self.now() + timeout, 6))
+        return timer
+
+    def _heard_from_leader_within(self: Raft, timeout: float) -> bool:
+        return self._last_contact is not None and self.now() - self._last_contact < timeout
+
+    def _heartbeat_timed_out(self: Raft, did_warn: bool) -> bool:
+        """No leader for a whole heartbeat timeout: start an election if we may.
+
+        Mirrors: the ``heartbeatTimer`` case of runFollower.
+
+        Only a voter becomes a candidate (hashicorp #483): a nonvoter that
+        won an election would lead a cluster that cannot count its votes.
+        Returns whether a warning has been logged, so it is logged only once.
+        """
+        self.set_leader("", "", "run_follower")
+        configurations = self.configurations
+        if configurations.latest_index == 0:
+            if not did_warn:
+                self.logger.warning("no known peers, aborting election")
+            return True
+        if (configurations.latest_index == configurations.committed_index
+                and not has_vote(configurations.latest, self.local_id)):
+            if not did_warn:
+                self.logger.warning("not part of stable configuration, aborting election")
+            return True
+        if has_vote(configurations.latest, self.local_id):
+            self.logger.warning("heartbeat timeout reached, starting election")
+            self.set_state(RaftState.Candidate, "heartbeat timeout: no leader heard from", "run_follower")
+            return did_warn
+        if not did_warn:
+            self.logger.warning("heartbeat timeout reached, not part of a stable configuration "
+                                "or a non-voter, not triggering a leader election")
+        return True
+
+    def _refuse_client_request(self: Raft, future: DeferError, err: RaftError) -> None:
+        future.respond(err)
+
+    def _answer_configurations(self: Raft, future: ConfigurationsFuture) -> None:
+        future.configurations = self.configurations.clone()
+        future.respond(None)
+
+    def live_bootstrap(self: Raft, configuration: Configuration) -> RaftError | None:
+        """Bootstrap a running, empty node (Mirrors: raft.go liveBootstrap).
+
+        Only a voter of the new configuration may do it: otherwise it would
+        write a configuration in which it could never be elected.
+        """
+        from raft.api import bootstrap_cluster
+
+        if not has_vote(configuration, self.local_id):
+            return ErrNotVoter()
+        try:
+            bootstrap_cluster(self.config(), self.logs, self.stable, self.snapshots, self.trans, configuration)
+        except RaftError as err:
+            return err
+        entry = self.logs.get_log(1)
+        self.set_current_term(1, "live_bootstrap")
+        self.set_last_log(entry.index, entry.term)
+        self.process_configuration_log_entry(entry)
+        return None
+
+    async def run_candidate(self: Raft) -> None:
+        """Ask for votes: first a pre-vote round, then the real election.
+
+        Paper:   Figure 2, Rules for Servers, Candidates; §5.2; Thesis §9.6 (pre-vote).
+        Mirrors: raft.go runCandidate.
+
+        A pre-vote asks "would you vote for me?" without changing anybody's
+        term. Only when a majority says yes do we increment our term and ask
+        for real. A server cut off from the cluster thus keeps its term, and
+        does not force a healthy leader to step down when it comes back.
+        A candidacy requested by a leadership transfer skips the pre-vote.
+        """
+        term = self.get_current_term() + 1
+        vote_ch: Chan[VoteResult] | None = None
+        prevote_ch: Chan[VoteResult] | None = None
+        if not self.pre_vote_disabled and not self.candidate_from_leadership_transfer:
+            prevote_ch = self.pre_elect_self()
+        else:
+            vote_ch = self.elect_self()
+        try:
+            election_timeout = self.config().election_timeout
+            election_timer = self._candidate_timer(election_timeout)
+            pre_granted = pre_refused = granted = 0
+            votes_needed = self.quorum_size()
+            while self.get_state() == RaftState.Candidate:
+                case, value = await select([
+                    self.rpc_ch, prevote_ch, vote_ch, self.configuration_change_ch, self.apply_ch,
+                    self.verify_ch, self.user_restore_ch, self.leadership_transfer_ch,
+                    self.configurations_ch, self.bootstrap_ch, self.leader_notify_ch,
+                    self.follower_notify_ch, election_timer, self.shutdown_ch,
+                ], self.rng)
+                if case is self.rpc_ch:
+                    self.process_rpc(value)
+                elif case is prevote_ch:
+                    if value.term > term:
+                        # Figure 2, All Servers: a newer term means we are out of date.
+                        self.set_state(RaftState.Follower, f"pre-vote reply from {value.voter_id} has newer term",
+                                       "run_candidate")
+                        self.set_current_term(value.term, "run_candidate")
+                        return
+                    if value.granted:
+                        pre_granted += 1
+                    else:
+                        pre_refused += 1
+                    self.events.emit("tally", "run_candidate", phase="pre_vote", voter=value.voter_id,
+                                     term=term, granted=value.granted, granted_votes=pre_granted,
+                                     refused_votes=pre_refused, needed=votes_needed)
+                    if pre_granted >= votes_needed:
+                        # The pre-vote is won: now hold the real election.
+                        pre_granted = pre_refused = 0
+                        election_timer = self._candidate_timer(election_timeout)
+                        prevote_ch = None
+                        vote_ch = self.elect_self()
+                    if pre_refused >= votes_needed:
+                        self.logger.info("pre-vote campaign failed, waiting for election timeout")
+                elif case is vote_ch:
+                    if value.term > self.get_current_term():
+                        self.set_state(RaftState.Follower, f"vote reply from {value.voter_id} has newer term",
+                                       "run_candidate")
+                        self.set_current_term(value.term, "run_candidate")
+                        return
+                    if value.granted:
+                        granted += 1
+                    self.events.emit("tally", "run_candidate", phase="vote", voter=value.voter_id,
+                                     term=self.get_current_term(), granted=value.granted,
+                                     granted_votes=granted, needed=votes_needed)
+                    # Figure 2, Candidates: "If votes received from majority of
+                    # servers: become leader".
+                    if granted >= votes_needed:
+                        self.set_state(RaftState.Leader, f"won the election with {granted} of "
+                                       f"{votes_needed} votes needed", "run_candidate")
+                        self.set_leader(self.local_addr, self.local_id, "run_candidate")
+                        return
+                elif case is self.configurations_ch:
+                    self._answer_configurations(value)
+                elif case is self.bootstrap_ch:
+                    value.respond(ErrCantBootstrap())
+                elif case is self.leader_notify_ch:
+                    pass
+                elif case is self.follower_notify_ch:
+                    if election_timeout != self.config().election_timeout:
+                        election_timeout = self.config().election_timeout
+                        election_timer = self._candidate_timer(election_timeout)
+                elif case is election_timer:
+                    # Figure 2, Candidates: "If election timeout elapses: start new election".
+                    # Returning re-enters run_candidate, which starts over.
+                    self.logger.warning("Election timeout reached, restarting election")
+                    self.events.emit("state", "run_candidate", state="candidate",
+                                     term=self.get_current_term(),
+                                     reason="election timeout: no majority yet, starting over")
+                    return
+                elif case is self.shutdown_ch:
+                    return
+                else:
+                    self._refuse_client_request(value, ErrNotLeader())
+        finally:
+            # The transfer privilege covers one candidacy only; it must not
+            # let this node override sticky leaders in later elections.
+            self.candidate_from_leadership_transfer = False
+
+    def _candidate_timer(self: Raft, timeout: float) -> Chan[float] | None:
+        timer = random_timeout(timeout, self.rng)
+        self.events.emit("timer", "run_candidate", timer="election", timeout=timeout,
+                         deadline=round(self.now() + timeout, 6))
+        return timer
+
+    # ------------------------------------------------------------------
+    # The leader
+    # ------------------------------------------------------------------
+
+    def set_leadership_transfer_in_progress(self: Raft, value: bool) -> None:
+        self.leader_state.leadership_transfer_in_progress = value
+
+    def get_leadership_transfer_in_progress(self: Raft) -> bool:
+        return self.leader_state.leadership_transfer_in_progress
+
+    def setup_leader_state(self: Raft) -> None:
+        """Fresh leader bookkeeping for a new term (Mirrors: setupLeaderState).
+
+        Paper: Figure 2, "Volatile state on leaders (reinitialized after election)".
+        """
+        state = LeaderState()
+        # Entries from here on belong to our term; only those may be
+        # committed by counting replicas (§5.4.2).
+        state.commitment = Commitment(state.commit_ch, self.configurations.latest, self.get_last_index() + 1)
+        self.leader_state = state
+
+    async def run_leader(self: Raft) -> None:
+        """Lead: start replicators, append a no-op, then serve in ``leader_loop``.
+
+        Paper:   Figure 2, Rules for Servers, Leaders; §5.4.2 and §8 (the no-op).
+        Mirrors: raft.go runLeader.
+
+        The no-op entry is how a new leader learns what is committed: its own
+        term's first entry commits only once a majority has it, and with it
+        every earlier entry (Log Matching). It also lets the leader commit
+        entries left over from older terms, which Figure 8 forbids it to
+        count replicas for.
+        """
+        override_notify_bool(self.leader_ch, True)
+        notify = self.config().notify_ch
+        if notify is not None:
+            await self._notify_leadership(notify, True)
+        self.setup_leader_state()
+        try:
+            self.start_stop_replication()
+            self.dispatch_logs([LogFuture(Log(type=LogType.LogNoop), self.shutdown_ch)])
+            await self.leader_loop()
+        finally:
+            await self._leave_leader(notify)
+
+    async def _notify_leadership(self: Raft, notify: Chan[bool], value: bool) -> None:
+        """Blocking send on Config.notify_ch, but never past shutdown (best effort then)."""
+        case, _ = await select([Send(notify, value), self.shutdown_ch], self.rng)
+        if case is self.shutdown_ch:
+            notify.try_send(value)
+
+    async def _leave_leader(self: Raft, notify: Chan[bool] | None) -> None:
+        """Undo leadership: stop replicators, fail what cannot finish (Mirrors: runLeader's defer)."""
+        self.set_last_contact()  # a deposed leader counts as having heard from one
+        for repl in self.leader_state.repl_state.values():
+            repl.stop_ch.close()
+        for future in self.leader_state.inflight:
+            future.respond(ErrLeadershipLost())
+        for verify in self.leader_state.notify:
+            verify.respond(ErrLeadershipLost())
+        self.leader_state = LeaderState()
+        if self.leader_addr == self.local_addr and self.leader_id == self.local_id:
+            self.set_leader("", "", "run_leader")
+        override_notify_bool(self.leader_ch, False)
+        if notify is not None:
+            await self._notify_leadership(notify, False)
+
+    def start_stop_replication(self: Raft) -> None:
+        """Make the set of replicators match the latest configuration.
+
+        Paper:   Figure 2, Leaders: nextIndex starts at "leader last log index + 1".
+        Mirrors: raft.go startStopReplication.
+
+        Nonvoters get a replicator too: they need the log, they just do not
+        count for commitment. A removed server gets one last round of
+        replication so it learns of its own removal if it can.
+        """
+        from raft.replication import FollowerReplication
+
+        state = self.leader_state
+        assert state.commitment is not None
+        in_config: dict[str, bool] = {}
+        last_index = self.get_last_index()
+        for server in self.configurations.latest.servers:
+            if server.id == self.local_id:
+                continue
+            in_config[server.id] = True
+            repl = state.repl_state.get(server.id)
+            if repl is None:
+                repl = FollowerReplication(
+                    peer=server, commitment=state.commitment, current_term=self.get_current_term(),
+                    next_index=last_index + 1, last_contact=self.now(), step_down=state.step_down,
+                )
+                state.repl_state[server.id] = repl
+                self.go_func(self.replicate(repl), f"replicate:{server.id}")
+                async_notify_ch(repl.trigger_ch)
+                self.observe(PeerObservation(False, server), "start_stop_replication")
+            elif repl.peer.address != server.address:
+                repl.peer = server
+        for server_id in list(state.repl_state):
+            if in_config.get(server_id):
+                continue
+            repl = state.repl_state.pop(server_id)
+            repl.stop_ch.try_send(last_index)
+            repl.stop_ch.close()
+            self.observe(PeerObservation(True, repl.peer), "start_stop_replication")
+
+    def configuration_change_ch_if_stable(self: Raft) -> Chan[ConfigurationChangeFuture] | None:
+        """The configuration-change channel, or None while a change is in flight.
+
+        Paper:   Thesis §4.1 (one change at a time); §4.1's fix for the
+                 leader-completeness bug: wait for an entry of our own term.
+        Mirrors: raft.go configurationChangeChIfStable.
+
+        A new change may start only when the latest configuration is
+        committed and our no-op has committed. The second condition closes a
+        hole in single-server changes found after the thesis was published.
+        """
+        assert self.leader_state.commitment is not None
+        if (self.configurations.latest_index == self.configurations.committed_index
+                and self.get_commit_index() >= self.leader_state.commitment.start_index):
+            return self.configuration_change_ch
+        return None
+
+    async def leader_loop(self: Raft) -> None:
+        """Serve as leader until we step down (Mirrors: raft.go leaderLoop).
+
+        Paper: Figure 2, Rules for Servers, Leaders.
+        Differs: each case of Go's long ``select`` is a short method below.
+        """
+        lease = after(self.config().leader_lease_timeout)
+        state = self.leader_state
+        self._step_down_pending = False
+        self._left_leader_loop: Chan[bool] = Chan(0, name="leftLeaderLoop")
+        try:
+            while self.get_state() == RaftState.Leader:
+                case, value = await select([
+                    self.rpc_ch, state.step_down, self.leadership_transfer_ch, state.commit_ch,
+                    self.verify_ch, self.user_restore_ch, self.configurations_ch,
+                    self.configuration_change_ch_if_stable(), self.bootstrap_ch, self.apply_ch,
+                    lease, self.leader_notify_ch, self.follower_notify_ch, self.shutdown_ch,
+                ], self.rng)
+                if case is self.rpc_ch:
+                    self.process_rpc(value)
+                elif case is state.step_down:
+                    self.set_state(RaftState.Follower, "a follower replied with a newer term", "leader_loop")
+                elif case is self.leadership_transfer_ch:
+                    self._leader_start_transfer(value)
+                elif case is state.commit_ch:
+                    self._leader_commit()
+                elif case is self.verify_ch:
+                    self._leader_verify(value)
+                elif case is self.user_restore_ch:
+                    value.respond(RaftError("user restore is not implemented yet (Core III)"))
+                elif case is self.configurations_ch:
+                    if self._refuse_during_transfer(value):
+                        continue
+                    self._answer_configurations(value)
+                elif case is self.configuration_change_ch:
+                    if self._refuse_during_transfer(value):
+                        continue
+                    self.append_configuration_entry(value)
+                elif case is self.bootstrap_ch:
+                    value.respond(ErrCantBootstrap())
+                elif case is self.apply_ch:
+                    self._leader_apply(value)
+                elif case is lease:
+                    max_diff = self.check_leader_lease()
+                    lease = after(max(self.config().leader_lease_timeout - max_diff, MIN_CHECK_INTERVAL))
+                elif case is self.leader_notify_ch:
+                    for repl in state.repl_state.values():
+                        async_notify_ch(repl.notify_ch)
+                elif case is self.follower_notify_ch:
+                    pass
+                elif case is self.shutdown_ch:
+                    return
+        finally:
+            self._left_leader_loop.close()
+
+    def _refuse_during_transfer(self: Raft, future: DeferError) -> bool:
+        """While handing leadership over we accept no new work (hashicorp #306)."""
+        if self.get_leadership_transfer_in_progress():
+            future.respond(ErrLeadershipTransferInProgress())
+            return True
+        return False
+
+    def _leader_commit(self: Raft) -> None:
+        """The commitment moved: advance commitIndex and apply what is now committed.
+
+        Paper:   Figure 2, Leaders: "set commitIndex = N"; All Servers: apply to the FSM.
+        Mirrors: the ``commitCh`` case of leaderLoop.
+        """
+        assert self.leader_state.commitment is not None
+        old_commit_index = self.get_commit_index()
+        commit_index = self.leader_state.commitment.get_commit_index()
+        self.set_commit_index(commit_index, "leader_loop")
+        latest_index = self.configurations.latest_index
+        if old_commit_index < latest_index <= commit_index:
+            self.set_committed_configuration(self.configurations.latest, latest_index)
+            if not has_vote(self.configurations.committed, self.local_id):
+                self._step_down_pending = True  # our own removal (or demotion) just committed
+        ready: dict[int, LogFuture] = {}
+        inflight = self.leader_state.inflight
+        last_in_group = 0
+        while inflight and inflight[0].log.index <= commit_index:
+            future = inflight.popleft()
+            ready[future.log.index] = future
+            last_in_group = future.log.index
+        if ready:
+            self.process_logs(last_in_group, ready)
+        if self._step_down_pending:
+            if self.config().shutdown_on_remove:
+                self.logger.info("removed ourself, shutting down")
+                self.shutdown()
+            else:
+                self.logger.info("removed ourself, transitioning to follower")
+                self.set_state(RaftState.Follower, "our removal from the cluster committed", "leader_loop")
+
+    def _leader_verify(self: Raft, v: VerifyFuture) -> None:
+        """A verify request arrived, or one has collected its answers (Mirrors: verifyCh case)."""
+        if v.quorum_size == 0:
+            self.start_verify_leader(v)
+            return
+        self.leader_state.notify.pop(v, None)
+        for repl in self.leader_state.repl_state.values():
+            repl.clean_notify(v)
+        if v.votes < v.quorum_size:
+            self.logger.warning("new leader elected, stepping down")
+            self.set_state(RaftState.Follower, "verify_leader: a follower has a newer term", "leader_loop")
+            v.respond(ErrNotLeader())
+        else:
+            v.respond(None)
+
+    def _leader_apply(self: Raft, first: LogFuture) -> None:
+        """Group commit: take every waiting request (up to MaxAppendEntries) into one append.
+
+        Mirrors: the ``applyCh`` case of leaderLoop.
+
+        Storing many entries with one write amortizes the disk's fsync,
+        which is what limits a leader's throughput.
+        """
+        if self._refuse_during_transfer(first):
+            return
+        ready = [first]
+        for _ in range(self.config().max_append_entries):
+            future, received = self.apply_ch.try_recv()
+            if not received:
+                break
+            assert future is not None
+            ready.append(future)
+        if self._step_down_pending:
+            for future in ready:
+                future.respond(ErrNotLeader())
+        else:
+            self.dispatch_logs(ready)
+
+    def start_verify_leader(self: Raft, v: VerifyFuture) -> None:
+        """Confirm we are still leader by hearing from a quorum (Mirrors: raft.go verifyLeader).
+
+        Paper: §8 ("a leader must check whether it has been deposed before
+        processing a read-only request"): heartbeats to a majority do that.
+        """
+        v.votes = 1  # our own
+        v.quorum_size = self.quorum_size()
+        if v.quorum_size == 1:
+            v.respond(None)
+            return
+        v.notify_ch = self.verify_ch
+        self.leader_state.notify[v] = None
+        for repl in self.leader_state.repl_state.values():
+            repl.notify[v] = None
+            async_notify_ch(repl.notify_ch)
+
+    def _leader_start_transfer(self: Raft, future: LeadershipTransferFuture) -> None:
+        """Begin handing leadership to ``future.id`` or the best follower.
+
+        Paper:   Thesis §3.10.
+        Mirrors: the ``leadershipTransferCh`` case of leaderLoop.
+        """
+        if self._refuse_during_transfer(future):
+            return
+        done_ch: Chan[RaftError | None] = Chan(1, name="transferDone")
+        stop_ch: Chan[bool] = Chan(0, name="transferStop")
+        self.go_func(self._watch_leadership_transfer(future, stop_ch, done_ch), "transfer-watchdog")
+        server_id, address = future.id, future.address
+        if server_id is None:
+            server = self.pick_server()
+            if server is None:
+                done_ch.try_send(RaftError("cannot find peer"))
+                return
+            server_id, address = server.id, server.address
+        repl = self.leader_state.repl_state.get(server_id)
+        if repl is None:
+            done_ch.try_send(RaftError(f"cannot find replication state for {server_id}"))
+            return
+        self.set_leadership_transfer_in_progress(True)
+        self.events.emit("transfer", "leader_loop", target=server_id, phase="started")
+        self.go_func(self.run_leadership_transfer(server_id, address or "", repl, stop_ch, done_ch),
+                     "leadership_transfer")
+
+    async def _watch_leadership_transfer(self: Raft, future: LeadershipTransferFuture, stop_ch: Chan[bool],
+                                         done_ch: Chan[RaftError | None]) -> None:
+        """Answer the transfer future: success once we are no longer leader, or a timeout.
+
+        Mirrors: the watchdog goroutine inside leaderLoop (hashicorp #581).
+        """
+        left = self._left_leader_loop
+        result: RaftError | None = None
+        try:
+            timeout = after(self.config().election_timeout)
+            case, err = await select([timeout, left, done_ch], self.rng)
+            if case is not done_ch:
+                stop_ch.close()
+                result = RaftError("leadership transfer timeout") if case is timeout else None
+                future.respond(result)
+                await done_ch.recv()
+            elif err is not None:
+                result = err
+                future.respond(result)
+            else:
+                # TimeoutNow was sent; wait for the target to win its election.
+                case, _ = await select([after(self.config().election_timeout), left], self.rng)
+                result = RaftError("leadership transfer timeout") if case is not left else None
+                future.respond(result)
+        finally:
+            self.set_leadership_transfer_in_progress(False)
+            self.events.emit("transfer", "leader_loop", phase="finished", error=str(result or ""))
+
+    async def run_leadership_transfer(self: Raft, server_id: str, address: str, repl: FollowerReplication,
+                                  stop_ch: Chan[bool], done_ch: Chan[RaftError | None]) -> None:
+        """Bring the target up to date, then tell it to start an election now.
+
+        Paper:   Thesis §3.10.
+        Mirrors: raft.go leadershipTransfer.
+        """
+        if stop_ch.closed:
+            done_ch.try_send(None)
+            return
+        while repl.next_index <= self.get_last_index():
+            err = DeferError()
+            await repl.trigger_defer_error_ch.send(err)
+            case, value = await select([err.err_ch, stop_ch], self.rng)
+            if case is stop_ch:
+                done_ch.try_send(None)
+                return
+            if value is not None:
+                done_ch.try_send(value)
+                return
+        try:
+            await self.trans.timeout_now(server_id, address, TimeoutNowRequest(self.get_rpc_header()))
+        except RaftError as err:
+            done_ch.try_send(RaftError(f"failed to make TimeoutNow RPC to {server_id}: {err}"))
+            return
+        done_ch.try_send(None)
+
+    def check_leader_lease(self: Raft) -> float:
+        """Step down if we have not heard from a quorum within the lease; return the longest silence.
+
+        Paper:   §6.2 of the thesis (a leader that cannot reach a majority steps down).
+        Mirrors: raft.go checkLeaderLease.
+
+        Without this, a leader cut off in a minority would keep accepting
+        requests it can never commit, and clients would wait forever.
+        """
+        contacted = 0
+        lease_timeout = self.config().leader_lease_timeout
+        max_diff = 0.0
+        now = self.now()
+        for server in self.configurations.latest.servers:
+            if server.suffrage != ServerSuffrage.Voter:
+                continue
+            if server.id == self.local_id:
+                contacted += 1
+                continue
+            repl = self.leader_state.repl_state[server.id]
+            diff = now - repl.last_contact
+            if diff <= lease_timeout:
+                contacted += 1
+                max_diff = max(max_diff, diff)
+        quorum = self.quorum_size()
+        if contacted < quorum:
+            self.logger.warning("failed to contact quorum of nodes, stepping down")
+            self.events.emit("lease_lost", "check_leader_lease", contacted=contacted, quorum=quorum)
+            self.set_state(RaftState.Follower, f"leader lease expired: heard from {contacted} of "
+                           f"{quorum} voters needed", "check_leader_lease")
+        return max_diff
+
+    def quorum_size(self: Raft) -> int:
+        """How many votes make a majority of the latest configuration's voters (Mirrors: quorumSize).
+
+        Paper: §5.2 ("votes from a majority of the servers in the full cluster").
+        """
+        voters = sum(1 for s in self.configurations.latest.servers if s.suffrage == ServerSuffrage.Voter)
+        return voters // 2 + 1
+
+    def append_configuration_entry(self: Raft, future: ConfigurationChangeFuture) -> None:
+        """Append a membership change; it takes effect now, before it commits.
+
+        Paper:   Thesis §4.1 ("a server always uses the latest configuration
+                 in its log, regardless of whether the entry is committed").
+        Mirrors: raft.go appendConfigurationEntry.
+        """
+        try:
+            configuration = next_configuration(self.configurations.latest, self.configurations.latest_index,
+                                               future.req)
+        except ConfigError as err:
+            future.respond(err)
+            return
+        self.logger.info("updating configuration: %s %s", future.req.command, future.req.server_id)
+        future.log = Log(type=LogType.LogConfiguration, data=encode_configuration(configuration))
+        self.dispatch_logs([future])
+        index = future.index()
+        self.set_latest_configuration(configuration, index)
+        assert self.leader_state.commitment is not None
+        self.leader_state.commitment.set_configuration(configuration)
+        self.start_stop_replication()
+
+    def dispatch_logs(self: Raft, apply_logs: list[LogFuture]) -> None:
+        """Number, store and start replicating new entries (Mirrors: raft.go dispatchLogs).
+
+        Paper: Figure 2, Leaders: "If command received from client: append
+        entry to local log"; §5.3.
+
+        The leader's own copy counts towards the majority as soon as it is on
+        disk, so we record our match index right after storing.
+        """
+        now = self.now()
+        term = self.get_current_term()
+        last_index = self.get_last_index()
+        entries = []
+        for future in apply_logs:
+            future.dispatch = now
+            last_index += 1
+            future.log.index = last_index
+            future.log.term = term
+            future.log.appended_at = now
+            entries.append(future.log)
+            self.leader_state.inflight.append(future)
+        try:
+            self.logs.store_logs(entries)
+        except RaftError as err:
+            self.logger.error("failed to commit logs: %s", err)
+            for future in apply_logs:
+                future.respond(err)
+            self.set_state(RaftState.Follower, f"could not store entries: {err}", "dispatch_logs")
+            return
+        self._emit_append(entries, "dispatch_logs")
+        assert self.leader_state.commitment is not None
+        self.leader_state.commitment.match(self.local_id, last_index)
+        self.set_last_log(last_index, term)
+        for repl in self.leader_state.repl_state.values():
+            async_notify_ch(repl.trigger_ch)
+
+    def _emit_append(self: Raft, entries: list[Log], func: str) -> None:
+        if entries and self.events.enabled:
+            self.events.emit("append", func, first=entries[0].index, last=entries[-1].index,
+                             entries=[[e.index, e.term, e.type.name] for e in entries])
+
+    def process_logs(self: Raft, index: int, futures: dict[int, LogFuture] | None) -> None:
+        """Send every entry up to ``index`` that is not yet applied to the FSM task.
+
+        Paper:   Figure 2, All Servers: "If commitIndex > lastApplied: increment
+                 lastApplied, apply log[lastApplied] to state machine".
+        Mirrors: raft.go processLogs.
+
+        ``last_applied`` moves as soon as the entries are queued for the FSM,
+        not when the FSM has run them, as in hashicorp.
+        """
+        last_applied = self.get_last_applied()
+        if index <= last_applied:
+            self.logger.warning("skipping application of old log %d", index)
+            return
+        futures = futures or {}
+        max_batch = self.config().max_append_entries
+        batch: list[CommitTuple] = []
+        for idx in range(last_applied + 1, index + 1):
+            future = futures.get(idx)
+            entry = future.log if future is not None else self.logs.get_log(idx)
+            prepared = self.prepare_log(entry, future)
+            if prepared is not None:
+                batch.append(prepared)
+                if len(batch) >= max_batch:
+                    self._send_to_fsm(batch)
+                    batch = []
+            elif future is not None:
+                future.respond(None)  # a no-op has nothing to apply
+        if batch:
+            self._send_to_fsm(batch)
+        self.set_last_applied(index)
+
+    def _send_to_fsm(self: Raft, batch: list[CommitTuple]) -> None:
+        if not self.fsm_mutate_ch.try_send(batch):
+            # The FSM task is behind; queue in order without blocking the main loop.
+            self.go_func(self._send_to_fsm_later(batch), "fsm-enqueue")
+
+    async def _send_to_fsm_later(self: Raft, batch: list[CommitTuple]) -> None:
+        case, _ = await select([Send(self.fsm_mutate_ch, batch), self.shutdown_ch], self.rng)
+        if case is self.shutdown_ch:
+            for item in batch:
+                if item.future is not None:
+                    item.future.respond(ErrRaftShutdown())
+
+    def prepare_log(self: Raft, entry: Log, future: LogFuture | None) -> CommitTuple | None:
+        """What the FSM task should receive for ``entry``, if anything (Mirrors: prepareLog)."""
+        if entry.type in (LogType.LogBarrier, LogType.LogCommand, LogType.LogConfiguration):
+            return CommitTuple(entry, future)
+        if entry.type in (LogType.LogNoop, LogType.LogAddPeerDeprecated, LogType.LogRemovePeerDeprecated):
+            return None
+        raise AssertionError(f"unrecognized log type: {entry!r}")
+
+    # ------------------------------------------------------------------
+    # RPC handlers
+    # ------------------------------------------------------------------
+
+    def process_rpc(self: Raft, rpc: RPC) -> None:
+        """Dispatch one incoming request to its handler (Mirrors: raft.go processRPC)."""
+        try:
+            self.check_rpc_header(rpc)
+        except RaftError as err:
+            rpc.respond(None, err)
+            return
+        command = rpc.command
+        if isinstance(command, AppendEntriesRequest):
+            self.append_entries(rpc, command)
+        elif isinstance(command, RequestVoteRequest):
+            self.request_vote(rpc, command)
+        elif isinstance(command, RequestPreVoteRequest):
+            self.request_pre_vote(rpc, command)
+        elif isinstance(command, InstallSnapshotRequest):
+            self.install_snapshot(rpc, command)
+        elif isinstance(command, TimeoutNowRequest):
+            self.timeout_now(rpc, command)
+        else:
+            self.logger.error("got unexpected command %r", command)
+            rpc.respond(None, RaftError(RPC_UNEXPECTED_COMMAND_ERROR))
+
+    def process_heartbeat(self: Raft, rpc: RPC) -> None:
+        """The transport's fast path for heartbeats (Mirrors: raft.go processHeartbeat)."""
+        if self.shutdown_ch.closed:
+            return
+        if isinstance(rpc.command, AppendEntriesRequest):
+            self.append_entries(rpc, rpc.command)
+        else:
+            rpc.respond(None, RaftError(RPC_UNEXPECTED_COMMAND_ERROR))
+
+    def append_entries(self: Raft, rpc: RPC, a: AppendEntriesRequest) -> None:
+        """Handle AppendEntries: the consistency check, then append, then commit.
+
+        Paper:   Figure 2, AppendEntries RPC, "Receiver implementation" 1–5; §5.3.
+        Mirrors: raft.go appendEntries.
+        """
+        resp = AppendEntriesResponse(self.get_rpc_header(), term=self.get_current_term(),
+                                     last_log=self.get_last_index())
+        try:
+            # Rule 1: "Reply false if term < currentTerm".
+            if a.term < self.get_current_term():
+                return
+            if a.term > self.get_current_term() or (self.get_state() != RaftState.Follower
+                                                    and not self.candidate_from_leadership_transfer):
+                # All Servers: a newer term makes us a follower; and a candidate
+                # that hears from a leader of its own term has lost (§5.2).
+                self.set_state(RaftState.Follower, f"AppendEntries from leader {a.header.id} in term {a.term}",
+                               "append_entries")
+                self.set_current_term(a.term, "append_entries")
+                resp.term = a.term
+            self.set_leader(self.trans.decode_peer(a.header.addr), a.header.id, "append_entries")
+            # Rule 2: "Reply false if log doesn't contain an entry at prevLogIndex
+            # whose term matches prevLogTerm". This is what makes logs match (§5.3).
+            if a.prev_log_entry > 0 and not self._prev_log_matches(a, resp):
+                return
+            if a.entries and not self._store_new_entries(a):
+                return
+            # Rule 5: "If leaderCommit > commitIndex, set commitIndex =
+            # min(leaderCommit, index of last new entry)".
+            if a.leader_commit_index > 0 and a.leader_commit_index > self.get_commit_index():
+                index = min(a.leader_commit_index, self.get_last_index())
+                self.set_commit_index(index, "append_entries")
+                if self.configurations.latest_index <= index:
+                    self.set_committed_configuration(self.configurations.latest, self.configurations.latest_index)
+                self.process_logs(index, None)
+            resp.success = True
+            self.set_last_contact()
+        finally:
+            rpc.respond(resp, None)
+
+    def _prev_log_matches(self: Raft, a: AppendEntriesRequest, resp: AppendEntriesResponse) -> bool:
+        last_index, last_term = self.get_last_entry()
+        if a.prev_log_entry == last_index:
+            prev_log_term = last_term  # may come from our snapshot, which the log no longer has
+        else:
+            try:
+                prev_log_term = self.logs.get_log(a.prev_log_entry).term
+            except ErrLogNotFound:
+                self.logger.warning("failed to get previous log %d (last %d)", a.prev_log_entry, last_index)
+                resp.no_retry_backoff = True  # not a fault: the leader should just go back further
+                return False
+        if a.prev_log_term != prev_log_term:
+            self.logger.warning("previous log term mis-match: ours %d remote %d", prev_log_term, a.prev_log_term)
+            resp.no_retry_backoff = True
+            return False
+        return True
+
+    def _store_new_entries(self: Raft, a: AppendEntriesRequest) -> bool:
+        """Rules 3 and 4: drop a conflicting suffix, then append what is new.
+
+        Paper: Figure 2, AppendEntries receiver, rule 3 ("If an existing entry
+        conflicts with a new one (same index but different terms), delete the
+        existing entry and all that follow it") and rule 4 ("Append any new
+        entries not already in the log").
+
+        Entries we already have are skipped rather than rewritten: a late,
+        duplicated AppendEntries must never truncate entries that a newer
+        one added (that would lose acknowledged entries).
+        """
+        last_log_index, _ = self.get_last_log()
+        new_entries: list[Log] = []
+        for i, entry in enumerate(a.entries):
+            if entry.index > last_log_index:
+                new_entries = a.entries[i:]
+                break
+            try:
+                stored = self.logs.get_log(entry.index)
+            except ErrLogNotFound:
+                self.logger.warning("failed to get log entry %d", entry.index)
+                return False
+            if entry.term != stored.term:
+                self.logger.warning("clearing log suffix from %d to %d", entry.index, last_log_index)
+                try:
+                    self.logs.delete_range(entry.index, last_log_index)
+                except RaftError as err:
+                    self.logger.error("failed to clear log suffix: %s", err)
+                    return False
+                self.events.emit("truncate", "append_entries", first=entry.index, last=last_log_index)
+                if entry.index <= self.configurations.latest_index:
+                    # The latest configuration was in the deleted suffix: fall back.
+                    self.set_latest_configuration(self.configurations.committed,
+                                                  self.configurations.committed_index)
+                new_entries = a.entries[i:]
+                break
+        if not new_entries:
+            return True
+        try:
+            self.logs.store_logs(new_entries)
+        except RaftError as err:
+            self.logger.error("failed to append to logs: %s", err)
+            return False
+        self._emit_append(new_entries, "append_entries")
+        for entry in new_entries:
+            self.process_configuration_log_entry(entry)
+        last = new_entries[-1]
+        self.set_last_log(last.index, last.term)
+        return True
+
+    def process_configuration_log_entry(self: Raft, entry: Log) -> None:
+        """A configuration entry takes effect as soon as it is in the log.
+
+        Paper:   Thesis §4.1.
+        Mirrors: raft.go processConfigurationLogEntry.
+        """
+        if entry.type == LogType.LogConfiguration:
+            self.set_committed_configuration(self.configurations.latest, self.configurations.latest_index)
+            self.set_latest_configuration(decode_configuration(entry.data), entry.index)
+
+    def request_vote(self: Raft, rpc: RPC, req: RequestVoteRequest) -> None:
+        """Decide whether to vote for a candidate.
+
+        Paper:   Figure 2, RequestVote RPC, "Receiver implementation"; §5.2, §5.4.1.
+        Mirrors: raft.go requestVote.
+
+        Beyond Figure 2, hashicorp refuses a candidate that is not in our
+        configuration (#526) or is not a voter, and refuses anyone while we
+        still hear from a leader ("sticky leader"), unless that leader asked
+        for the election by a leadership transfer.
+        """
+        self.observe(req, "request_vote")
+        resp = RequestVoteResponse(self.get_rpc_header(), term=self.get_current_term())
+        try:
+            granted, reason = self._decide_vote(req, resp)
+            resp.granted = granted
+            self.events.emit("vote", "request_vote", phase="vote", candidate=req.header.id, term=req.term,
+                             granted=granted, reason=reason)
+        finally:
+            rpc.respond(resp, None)
+
+    def _decide_vote(self: Raft, req: RequestVoteRequest, resp: RequestVoteResponse) -> tuple[bool, str]:
+        candidate = self.trans.decode_peer(req.header.addr)
+        candidate_id = req.header.id
+        latest = self.configurations.latest
+        if latest.servers and not in_configuration(latest, candidate_id):
+            return False, "candidate is not in our configuration"
+        if self.leader_addr and self.leader_addr != candidate and not req.leadership_transfer:
+            return False, f"we still have a leader ({self.leader_id})"
+        # Rule 1: "Reply false if term < currentTerm".
+        if req.term < self.get_current_term():
+            return False, f"stale term {req.term} < our term {self.get_current_term()}"
+        if req.term > self.get_current_term():
+            # All Servers: "If RPC request contains term T > currentTerm: set
+            # currentTerm = T, convert to follower".
+            self.set_state(RaftState.Follower, f"RequestVote from {candidate_id} has newer term {req.term}",
+                           "request_vote")
+            self.set_current_term(req.term, "request_vote")
+            resp.term = req.term
+        if latest.servers and not has_vote(latest, candidate_id):
+            # After the term update, so that a demoted server's high term still
+            # reaches the cluster and lets it make progress (#526).
+            return False, "candidate is not a voter"
+        last_vote_term = self.stable.get_uint64(KEY_LAST_VOTE_TERM)
+        last_vote_cand = self.stable.get(KEY_LAST_VOTE_CAND)
+        # Rule 2, first half: "If votedFor is null or candidateId ...": one vote per term.
+        if last_vote_term == req.term and last_vote_cand is not None:
+            if last_vote_cand == req.header.addr.encode():
+                return True, "already voted for this candidate in this term (duplicate request)"
+            return False, f"already voted for {last_vote_cand.decode()} in term {req.term}"
+        # Rule 2, second half: "... and candidate's log is at least as up-to-date
+        # as receiver's log, grant vote" (§5.4.1, the election restriction).
+        # This is what keeps every committed entry in every future leader's log.
+        last_index, last_term = self.get_last_entry()
+        if last_term > req.last_log_term:
+            return False, f"our last term {last_term} > candidate's {req.last_log_term}"
+        if last_term == req.last_log_term and last_index > req.last_log_index:
+            return False, f"our log is longer ({last_index} > {req.last_log_index})"
+        # Persist before answering: a vote forgotten in a crash could be given twice.
+        try:
+            self.persist_vote(req.term, req.header.addr.encode())
+        except RaftError as err:
+            self.logger.error("failed to persist vote: %s", err)
+            return False, f"could not persist the vote: {err}"
+        self.set_last_contact()  # Followers: granting a vote resets the election timeout
+        return True, "candidate's log is at least as up-to-date as ours"
+
+    def request_pre_vote(self: Raft, rpc: RPC, req: RequestPreVoteRequest) -> None:
+        """Say whether we *would* vote for a candidate, changing nothing.
+
+        Paper:   Thesis §9.6.
+        Mirrors: raft.go requestPreVote.
+
+        Same checks as a real vote, but we neither adopt the higher term nor
+        record a vote, and we do not count this as contact from a leader
+        (#609: otherwise a server spamming pre-votes could stop elections).
+        """
+        self.observe(req, "request_pre_vote")
+        resp = RequestPreVoteResponse(self.get_rpc_header(), term=self.get_current_term())
+        try:
+            granted, reason = self._decide_pre_vote(req, resp)
+            resp.granted = granted
+            self.events.emit("vote", "request_pre_vote", phase="pre_vote", candidate=req.header.id,
+                             term=req.term, granted=granted, reason=reason)
+        finally:
+            rpc.respond(resp, None)
+
+    def _decide_pre_vote(self: Raft, req: RequestPreVoteRequest, resp: RequestPreVoteResponse) -> tuple[bool, str]:
+        candidate = self.trans.decode_peer(req.header.addr)
+        candidate_id = req.header.id
+        latest = self.configurations.latest
+        if latest.servers and not in_configuration(latest, candidate_id):
+            return False, "candidate is not in our configuration"
+        # #605: compare with the candidate's address from the header, so our
+        # own leader asking for a pre-vote is not refused.
+        if self.leader_addr and self.leader_addr != candidate:
+            return False, f"we still have a leader ({self.leader_id})"
+        if req.term < self.get_current_term():
+            return False, f"stale term {req.term} < our term {self.get_current_term()}"
+        if req.term > self.get_current_term():
+            resp.term = req.term  # echo it, but keep our own term
+        if latest.servers and not has_vote(latest, candidate_id):
+            return False, "candidate is not a voter"
+        last_index, last_term = self.get_last_entry()
+        if last_term > req.last_log_term:
+            return False, f"our last term {last_term} > candidate's {req.last_log_term}"
+        if last_term == req.last_log_term and last_index > req.last_log_index:
+            return False, f"our log is longer ({last_index} > {req.last_log_index})"
+        return True, "would vote: candidate's log is at least as up-to-date as ours"
+
+    def install_snapshot(self: Raft, rpc: RPC, req: InstallSnapshotRequest) -> None:
+        """Receive a snapshot from the leader (Core III; see the module docs).
+
+        Paper:   Figure 13.
+        Mirrors: raft.go installSnapshot.
+        """
+        resp = InstallSnapshotResponse(self.get_rpc_header(), term=self.get_current_term())
+        rpc.respond(resp, RaftError("InstallSnapshot is not implemented yet (Core III)"))
+
+    def timeout_now(self: Raft, rpc: RPC, req: TimeoutNowRequest) -> None:
+        """The leader asks us to start an election at once (Mirrors: raft.go timeoutNow).
+
+        Paper: Thesis §3.10. The flag lets our RequestVote override the
+        voters' "sticky leader" refusal and skips the pre-vote.
+        """
+        self.set_leader("", "", "timeout_now")
+        self.set_state(RaftState.Candidate, f"TimeoutNow from leader {req.header.id}: leadership transfer",
+                       "timeout_now")
+        self.candidate_from_leadership_transfer = True
+        rpc.respond(TimeoutNowResponse(self.get_rpc_header()), None)
+
+    # ------------------------------------------------------------------
+    # Elections and small setters
+    # ------------------------------------------------------------------
+
+    def set_last_contact(self: Raft) -> None:
+        """Note that we just heard from a leader (Mirrors: setLastContact)."""
+        self._last_contact: float | None = self.now()
+
+    def elect_self(self: Raft) -> Chan[VoteResult]:
+        """Start a real election: new term, vote for ourselves, ask every voter.
+
+        Paper:   Figure 2, Candidates: "On conversion to candidate, start
+                 election: increment currentTerm, vote for self, reset
+                 election timer, send RequestVote RPCs to all other servers".
+        Mirrors: raft.go electSelf.
+        """
+        resp_ch: Chan[VoteResult] = Chan(len(self.configurations.latest.servers), name="votes")
+        new_term = self.get_current_term() + 1
+        self.set_current_term(new_term, "elect_self")
+        last_index, last_term = self.get_last_entry()
+        req = RequestVoteRequest(self.get_rpc_header(), term=new_term, last_log_index=last_index,
+                                 last_log_term=last_term,
+                                 leadership_transfer=self.candidate_from_leadership_transfer)
+        self.events.emit("election", "elect_self", phase="vote", term=new_term, needed=self.quorum_size(),
+                         last_log_index=last_index, last_log_term=last_term)
+        for server in self.configurations.latest.servers:
+            if server.suffrage != ServerSuffrage.Voter:
+                continue
+            if server.id == self.local_id:
+                try:
+                    self.persist_vote(req.term, req.header.addr.encode())
+                except RaftError as err:
+                    self.logger.error("failed to persist vote: %s", err)
+                    return resp_ch
+                resp_ch.try_send(VoteResult(req.term, True, self.local_id))
+            else:
+                self.go_func(self._ask_for_vote(server.id, server.address, req, resp_ch),
+                             f"request_vote:{server.id}")
+        return resp_ch
+
+    async def _ask_for_vote(self: Raft, server_id: str, address: str, req: RequestVoteRequest,
+                            resp_ch: Chan[VoteResult]) -> None:
+        try:
+            resp = await self.trans.request_vote(server_id, address, req)
+            result = VoteResult(resp.term, resp.granted, server_id)
+        except RaftError as err:
+            self.logger.error("failed to make requestVote RPC to %s: %s", server_id, err)
+            result = VoteResult(req.term, False, server_id)
+        resp_ch.try_send(result)
+
+    def pre_elect_self(self: Raft) -> Chan[VoteResult]:
+        """Run a pre-vote: ask every voter whether it would vote for us next term.
+
+        Paper:   Thesis §9.6.
+        Mirrors: raft.go preElectSelf.
+
+        Our term does not change and nothing is persisted.
+        """
+        assert isinstance(self.trans, WithPreVote), "pre-vote needs a transport that supports it"
+        resp_ch: Chan[VoteResult] = Chan(len(self.configurations.latest.servers), name="prevotes")
+        new_term = self.get_current_term() + 1
+        last_index, last_term = self.get_last_entry()
+        req = RequestPreVoteRequest(self.get_rpc_header(), term=new_term, last_log_index=last_index,
+                                    last_log_term=last_term)
+        self.events.emit("election", "pre_elect_self", phase="pre_vote", term=new_term,
+                         needed=self.quorum_size(), last_log_index=last_index, last_log_term=last_term)
+        for server in self.configurations.latest.servers:
+            if server.suffrage != ServerSuffrage.Voter:
+                continue
+            if server.id == self.local_id:
+                resp_ch.try_send(VoteResult(req.term, True, self.local_id))
+            else:
+                self.go_func(self._ask_for_pre_vote(server.id, server.address, req, resp_ch),
+                             f"request_pre_vote:{server.id}")
+        return resp_ch
+
+    async def _ask_for_pre_vote(self: Raft, server_id: str, address: str, req: RequestPreVoteRequest,
+                                resp_ch: Chan[VoteResult]) -> None:
+        assert isinstance(self.trans, WithPreVote)
+        try:
+            resp = await self.trans.request_pre_vote(server_id, address, req)
+            result = VoteResult(resp.term, resp.granted, server_id)
+        except RaftError as err:
+            # A peer too old to know pre-vote answers "unexpected command":
+            # count it as a yes so mixed-version clusters still elect leaders.
+            granted = RPC_UNEXPECTED_COMMAND_ERROR in str(err)
+            if not isinstance(err, TransportError) or not granted:
+                self.logger.error("failed to make requestPreVote RPC to %s: %s", server_id, err)
+            result = VoteResult(req.term, granted, server_id)
+        resp_ch.try_send(result)
+
+    def persist_vote(self: Raft, term: int, candidate: bytes) -> None:
+        """Durably record our vote (Mirrors: raft.go persistVote).
+
+        Paper: Figure 2, "Persistent state": votedFor, "updated on stable
+        storage before responding to RPCs".
+        """
+        self.stable.set_uint64(KEY_LAST_VOTE_TERM, term)
+        self.stable.set(KEY_LAST_VOTE_CAND, candidate)
+
+    def set_current_term(self: Raft, term: int, func: str = "set_current_term") -> None:
+        """Durably move to ``term`` (Mirrors: raft.go setCurrentTerm).
+
+        Paper: Figure 2, "Persistent state": currentTerm. Written before the
+        node acts in the new term; a node that forgot its term could vote twice.
+        """
+        try:
+            self.stable.set_uint64(KEY_CURRENT_TERM, term)
+        except RaftError as err:
+            raise StoreError(f"failed to save current term: {err}") from err
+        previous = self._current_term
+        self._current_term = term
+        if term != previous:
+            self.events.emit("term", func, term=term, previous=previous)
+
+    def set_state(self: Raft, state: RaftState, reason: str = "", func: str = "set_state") -> None:
+        """Change role; forgetting the known leader first (Mirrors: raft.go setState).
+
+        Paper: Figure 4.
+        Differs: takes a ``reason`` for the event stream.
+        """
+        self.set_leader("", "", func)
+        old = self.get_state()
+        self._set_state_var(state)
+        if old != state:
+            self.events.emit("state", func, state=state.name.lower(), term=self.get_current_term(),
+                             reason=reason)
+            self.observe(state, func)
+
+    def pick_server(self: Raft) -> Any:
+        """The voter most likely to win a transfer: the one with the most of our log.
+
+        Mirrors: raft.go pickServer. Nonvoters are skipped (#398).
+        """
+        pick = None
+        current = 0
+        for server in self.configurations.latest.servers:
+            if server.id == self.local_id or server.suffrage != ServerSuffrage.Voter:
+                continue
+            repl = self.leader_state.repl_state.get(server.id)
+            if repl is None:
+                continue
+            if repl.next_index > current:
+                current = repl.next_index
+                pick = server
+        return pick
+
+    def set_latest_configuration(self: Raft, configuration: Configuration, index: int) -> None:
+        """Mirrors: raft.go setLatestConfiguration."""
+        self.configurations.latest = configuration
+        self.configurations.latest_index = index
+        self.latest_configuration = configuration.clone()
+        self.events.emit("configuration", "set_latest_configuration", which="latest", index=index,
+                         configuration=configuration_to_dict(configuration))
+
+    def set_committed_configuration(self: Raft, configuration: Configuration, index: int) -> None:
+        """Mirrors: raft.go setCommittedConfiguration."""
+        changed = index != self.configurations.committed_index
+        self.configurations.committed = configuration
+        self.configurations.committed_index = index
+        if changed:
+            self.events.emit("configuration", "set_committed_configuration", which="committed", index=index,
+                             configuration=configuration_to_dict(configuration))
+
+    def get_latest_configuration(self: Raft) -> Configuration:
+        """A copy of the latest configuration, readable from outside the main loop."""
+        return self.latest_configuration.clone()
+
+    def set_commit_index(self: Raft, index: int, func: str = "set_commit_index") -> None:
+        """Advance commitIndex (Figure 2: volatile state) and say so on the event stream.
+
+        Mirrors: state.go setCommitIndex.
+        """
+        previous = self._commit_index
+        assert index >= previous, f"commit index must never decrease ({previous} -> {index})"
+        self._commit_index = index
+        if index != previous:
+            self.events.emit("commit", func, index=index, previous=previous)

@@ -1,0 +1,355 @@
+"""The leader's per-follower replication: log entries, heartbeats and the commit index.
+
+Paper:   Figure 2 ("Volatile state on leaders": nextIndex, matchIndex;
+         "Rules for Servers", Leaders); §5.3; §5.5 (retrying forever).
+Mirrors: replication.go.
+Read before: raft.py ``start_stop_replication`` (which starts these tasks).
+Read next: commitment.py (where match indexes turn into a commit index).
+
+Theory of operation
+-------------------
+For each other server the leader runs two tasks:
+
+``replicate``
+    Sends AppendEntries with the entries the follower lacks, starting at its
+    ``next_index``. On a mismatch it steps ``next_index`` back and retries
+    (§5.3). It wakes when the leader appends (``trigger_ch``) and also every
+    CommitTimeout even when idle: heartbeats carry no commit index, so this
+    idle round is how followers learn that entries committed (hashicorp #28).
+    After a successful round it switches to *pipeline* mode when the
+    transport offers it, sending without waiting for each answer.
+
+``heartbeat``
+    Sends an empty AppendEntries every HeartbeatTimeout/10 so the follower
+    does not start an election, independently of replication: a long batch
+    of entries in flight must not delay the heartbeat.
+
+Either task that sees a newer term in a reply tells the leader to step down.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from raft.commands import AppendEntriesRequest, AppendEntriesResponse
+from raft.commitment import Commitment
+from raft.configuration import Server
+from raft.errors import ErrLogNotFound, ErrPipelineReplicationNotSupported, RaftError
+from raft.future import DeferError, VerifyFuture
+from raft.log import Log
+from raft.observer import FailedHeartbeatObservation, ResumedHeartbeatObservation
+from raft.runtime.channels import Chan, select
+from raft.runtime.timers import after
+from raft.transport import AppendPipeline
+from raft.util import async_notify_ch, backoff, capped_exponential_backoff, random_timeout
+
+if TYPE_CHECKING:
+    from raft.api import Raft
+
+MAX_FAILURE_SCALE = 12  # backoff doubles at most this many times
+FAILURE_WAIT = 0.010  # base backoff after a failed RPC
+
+
+@dataclass(eq=False)
+class FollowerReplication:
+    """The leader's view of one follower (Mirrors: replication.go followerReplication)."""
+
+    peer: Server
+    commitment: Commitment
+    current_term: int  # the leader's term; never changes for this replicator
+    # Figure 2: nextIndex[], the next entry to send to this follower.
+    next_index: int
+    last_contact: float  # clock time of the last reply, for the leader lease
+    step_down: Chan[bool]  # the leader's step-down channel, poked on a newer term
+    # Closed to stop; a value first asks for one last replication up to that index.
+    stop_ch: Chan[int] = field(default_factory=lambda: Chan(1, name="stop"))
+    trigger_ch: Chan[bool] = field(default_factory=lambda: Chan(1, name="trigger"))
+    # Replicate now and report the result (used by leadership transfer).
+    trigger_defer_error_ch: Chan[DeferError] = field(default_factory=lambda: Chan(1, name="triggerDeferError"))
+    failures: int = 0  # consecutive failed RPCs, for backoff
+    # Poked to send a heartbeat at once (VerifyLeader, config reload).
+    notify_ch: Chan[bool] = field(default_factory=lambda: Chan(1, name="notify"))
+    # VerifyLeader requests waiting for this follower's next heartbeat answer.
+    notify: dict[VerifyFuture, None] = field(default_factory=dict)
+    allow_pipeline: bool = False
+
+    def notify_all(self, leader: bool) -> None:
+        """Tell every waiting VerifyLeader whether this follower still accepts us."""
+        waiting, self.notify = self.notify, {}
+        for verify in waiting:
+            verify.vote(leader)
+
+    def clean_notify(self, verify: VerifyFuture) -> None:
+        self.notify.pop(verify, None)
+
+    def set_last_contact(self, now: float) -> None:
+        self.last_contact = now
+
+
+class Replication:
+    """The replication methods of ``Raft`` (Mirrors: replication.go)."""
+
+    async def replicate(self: Raft, s: FollowerReplication) -> None:
+        """Keep one follower's log in step with ours until told to stop.
+
+        Paper:   Figure 2, Leaders: "If last log index >= nextIndex for a
+                 follower: send AppendEntries RPC with log entries starting at nextIndex".
+        Mirrors: replication.go replicate.
+        """
+        stop_heartbeat: Chan[bool] = Chan(0, name="stopHeartbeat")
+        self.go_func(self.heartbeat(s, stop_heartbeat), f"heartbeat:{s.peer.id}")
+        try:
+            while True:
+                if await self._replicate_rpc_mode(s):
+                    return
+                s.allow_pipeline = False
+                try:
+                    await self.pipeline_replicate(s)
+                except ErrPipelineReplicationNotSupported:
+                    pass
+                except RaftError as err:
+                    self.logger.error("failed to start pipeline replication to %s: %s", s.peer.id, err)
+        finally:
+            stop_heartbeat.close()
+
+    async def _replicate_rpc_mode(self: Raft, s: FollowerReplication) -> bool:
+        """One AppendEntries at a time; True when replication should end for good."""
+        should_stop = False
+        while not should_stop:
+            commit_timer = random_timeout(self.config().commit_timeout, self.rng)
+            case, value = await select([s.stop_ch, s.trigger_defer_error_ch, s.trigger_ch, commit_timer], self.rng)
+            if case is s.stop_ch:
+                if value:
+                    await self.replicate_to(s, value)  # a last round for a removed server
+                return True
+            should_stop = await self.replicate_to(s, self.get_last_log()[0])
+            if case is s.trigger_defer_error_ch:
+                value.respond(RaftError("replication failed") if should_stop else None)
+            if not should_stop and s.allow_pipeline:
+                return False
+        return True
+
+    async def replicate_to(self: Raft, s: FollowerReplication, last_index: int) -> bool:
+        """Send the follower what it lacks, up to ``last_index``; True if we must stop.
+
+        Paper:   Figure 2, Leaders: "If AppendEntries fails because of log
+                 inconsistency: decrement nextIndex and retry"; §5.3.
+        Mirrors: replication.go replicateTo.
+        """
+        while True:
+            if s.failures > 0:
+                await select([after(backoff(FAILURE_WAIT, s.failures, MAX_FAILURE_SCALE)), self.shutdown_ch],
+                             self.rng)
+            peer = s.peer
+            try:
+                req = self.setup_append_entries(s, s.next_index, last_index)
+            except ErrLogNotFound:
+                # The entries were compacted away: only a snapshot can help.
+                stop = await self.send_latest_snapshot(s)
+                if stop:
+                    return True
+            else:
+                try:
+                    resp = await self.trans.append_entries(peer.id, peer.address, req)
+                except RaftError as err:
+                    self.logger.error("failed to appendEntries to %s: %s", peer.id, err)
+                    s.failures += 1
+                    return False
+                if resp.term > req.term:
+                    self.handle_stale_term(s)
+                    return True
+                s.set_last_contact(self.now())
+                if resp.success:
+                    update_last_appended(s, req)
+                    s.failures = 0
+                    s.allow_pipeline = True
+                else:
+                    # Step back, but jump straight to just after the follower's
+                    # last entry when its log is shorter (the LastLog hint).
+                    s.next_index = max(min(s.next_index - 1, resp.last_log + 1), 1)
+                    s.failures = 0 if resp.no_retry_backoff else s.failures + 1
+                    self.events.emit("replication_rejected", "replicate_to", peer=peer.id,
+                                     next_index=s.next_index, follower_last_log=resp.last_log)
+            if s.stop_ch.closed or len(s.stop_ch) > 0:
+                return True
+            if s.next_index > last_index:
+                return False
+
+    async def send_latest_snapshot(self: Raft, s: FollowerReplication) -> bool:
+        """Send the newest snapshot to a follower we cannot catch up from the log.
+
+        Paper:   §7, Figure 13. Arrives with Core III.
+        Mirrors: replication.go sendLatestSnapshot.
+        """
+        self.logger.error("follower %s needs a snapshot, which is not implemented yet (Core III)", s.peer.id)
+        s.failures += 1
+        return False
+
+    async def heartbeat(self: Raft, s: FollowerReplication, stop_ch: Chan[bool]) -> None:
+        """Assert leadership to one follower at a steady beat.
+
+        Paper:   §5.2 ("Leaders send periodic heartbeats (AppendEntries RPCs
+                 that carry no log entries) to all followers").
+        Mirrors: replication.go heartbeat.
+
+        The heartbeat carries only our term and address, so a follower can
+        handle it without touching its disk.
+        """
+        failures = 0
+        req = AppendEntriesRequest(self.get_rpc_header(), term=s.current_term)
+        while True:
+            timer = random_timeout(self.config().heartbeat_timeout / 10, self.rng)
+            case, _ = await select([s.notify_ch, timer, stop_ch], self.rng)
+            if case is stop_ch:
+                return
+            peer = s.peer
+            try:
+                resp: AppendEntriesResponse = await self.trans.append_entries(peer.id, peer.address, req)
+            except RaftError as err:
+                wait = capped_exponential_backoff(FAILURE_WAIT, failures, MAX_FAILURE_SCALE,
+                                                  self.config().heartbeat_timeout / 2)
+                self.logger.debug("failed to heartbeat to %s: %s", peer.address, err)
+                self.observe(FailedHeartbeatObservation(peer.id, s.last_contact), "heartbeat")
+                failures += 1
+                case, _ = await select([after(wait), stop_ch], self.rng)
+                if case is stop_ch:
+                    return
+                continue
+            if failures > 0:
+                self.observe(ResumedHeartbeatObservation(peer.id), "heartbeat")
+            s.set_last_contact(self.now())
+            failures = 0
+            s.notify_all(resp.success)
+
+    async def pipeline_replicate(self: Raft, s: FollowerReplication) -> None:
+        """Send entries without waiting for each answer, while all goes well.
+
+        Mirrors: replication.go pipelineReplicate.
+
+        A task (``pipeline_decode``) reads the answers in order. Any failure
+        ends the pipeline, and ``replicate`` goes back to one-at-a-time RPCs
+        to find where the follower's log diverges.
+        """
+        peer = s.peer
+        pipeline = await self.trans.append_entries_pipeline(peer.id, peer.address)
+        stop_ch: Chan[bool] = Chan(0, name="pipelineStop")
+        finish_ch: Chan[bool] = Chan(0, name="pipelineFinish")
+        self.go_func(self.pipeline_decode(s, pipeline, stop_ch, finish_ch), f"pipeline_decode:{peer.id}")
+        next_index = [s.next_index]
+        try:
+            should_stop = False
+            while not should_stop:
+                commit_timer = random_timeout(self.config().commit_timeout, self.rng)
+                case, value = await select([finish_ch, s.stop_ch, s.trigger_defer_error_ch, s.trigger_ch,
+                                            commit_timer], self.rng)
+                if case is finish_ch:
+                    break
+                if case is s.stop_ch:
+                    if value:
+                        await self.pipeline_send(s, pipeline, next_index, value)
+                    break
+                should_stop = await self.pipeline_send(s, pipeline, next_index, self.get_last_log()[0])
+                if case is s.trigger_defer_error_ch:
+                    value.respond(RaftError("replication failed") if should_stop else None)
+            stop_ch.close()
+            await select([finish_ch, self.shutdown_ch], self.rng)
+        finally:
+            pipeline.close()
+
+    async def pipeline_send(self: Raft, s: FollowerReplication, pipeline: AppendPipeline,
+                            next_index: list[int], last_index: int) -> bool:
+        """Send the next batch down the pipeline; True if the pipeline must end.
+
+        Mirrors: replication.go pipelineSend.
+        """
+        try:
+            req = self.setup_append_entries(s, next_index[0], last_index)
+            await pipeline.append_entries(req)
+        except RaftError as err:
+            self.logger.error("failed to pipeline appendEntries to %s: %s", s.peer.id, err)
+            return True
+        if req.entries:
+            next_index[0] = req.entries[-1].index + 1  # optimistically, before the answer
+        return False
+
+    async def pipeline_decode(self: Raft, s: FollowerReplication, pipeline: AppendPipeline,
+                              stop_ch: Chan[bool], finish_ch: Chan[bool]) -> None:
+        """Process pipelined answers in order (Mirrors: replication.go pipelineDecode)."""
+        try:
+            resp_ch = pipeline.consumer()
+            while True:
+                case, ready = await select([resp_ch, stop_ch], self.rng)
+                if case is stop_ch:
+                    return
+                err = await ready.error()
+                req, resp = ready.request(), ready.response()
+                if err is not None:
+                    return
+                if resp.term > req.term:
+                    self.handle_stale_term(s)
+                    return
+                s.set_last_contact(self.now())
+                if not resp.success:
+                    return
+                update_last_appended(s, req)
+        finally:
+            finish_ch.close()
+
+    def setup_append_entries(self: Raft, s: FollowerReplication, next_index: int,
+                             last_index: int) -> AppendEntriesRequest:
+        """Build the AppendEntries for a follower whose next entry is ``next_index``.
+
+        Paper:   Figure 2, AppendEntries RPC arguments.
+        Mirrors: replication.go setupAppendEntries.
+        Raises ``ErrLogNotFound`` when an entry we need has been compacted.
+        """
+        req = AppendEntriesRequest(self.get_rpc_header(), term=s.current_term,
+                                   leader_commit_index=self.get_commit_index())
+        self.set_previous_log(req, next_index)
+        self.set_new_logs(req, next_index, last_index)
+        return req
+
+    def set_previous_log(self: Raft, req: AppendEntriesRequest, next_index: int) -> None:
+        """Fill in prevLogIndex/prevLogTerm: the entry just before ``next_index``.
+
+        Mirrors: replication.go setPreviousLog.
+        """
+        snapshot_index, snapshot_term = self.get_last_snapshot()
+        if next_index == 1:
+            req.prev_log_entry, req.prev_log_term = 0, 0
+        elif next_index - 1 == snapshot_index:
+            # That entry is gone from the log but its term is in the snapshot's metadata.
+            req.prev_log_entry, req.prev_log_term = snapshot_index, snapshot_term
+        else:
+            entry = self.logs.get_log(next_index - 1)
+            req.prev_log_entry, req.prev_log_term = entry.index, entry.term
+
+    def set_new_logs(self: Raft, req: AppendEntriesRequest, next_index: int, last_index: int) -> None:
+        """Attach up to MaxAppendEntries entries from ``next_index`` (Mirrors: setNewLogs)."""
+        max_index = min(next_index + self.config().max_append_entries - 1, last_index)
+        req.entries = [self.logs.get_log(i) for i in range(next_index, max_index + 1)]
+
+    def handle_stale_term(self: Raft, s: FollowerReplication) -> None:
+        """A follower has a newer term: we are no longer leader (Mirrors: handleStaleTerm).
+
+        Paper: Figure 2, All Servers: "If RPC request or response contains
+        term T > currentTerm: set currentTerm = T, convert to follower".
+        """
+        self.logger.error("peer %s has newer term, stopping replication", s.peer.id)
+        s.notify_all(False)
+        async_notify_ch(s.step_down)
+
+
+def update_last_appended(s: FollowerReplication, req: AppendEntriesRequest) -> None:
+    """The follower stored the entries of ``req``: advance its indexes.
+
+    Paper:   Figure 2, Leaders: "If successful: update nextIndex and matchIndex for follower".
+    Mirrors: replication.go updateLastAppended.
+    """
+    entries: list[Log] = req.entries
+    if entries:
+        last = entries[-1]
+        s.next_index = last.index + 1
+        s.commitment.match(s.peer.id, last.index)
+    s.notify_all(True)

@@ -1,0 +1,303 @@
+"""Go channels and ``select`` on asyncio.
+
+hashicorp/raft is written with goroutines that talk over channels. To keep the
+Python code shaped like the Go code, this module gives asyncio the same two
+tools:
+
+``Chan``
+    A channel with a capacity (0 means unbuffered: a send waits until a
+    receiver takes the value, the "rendezvous" of Go). ``send`` and ``recv``
+    wait; ``try_send`` and ``try_recv`` never wait (Go's ``select`` with a
+    ``default`` case); ``close`` wakes every receiver, which from then on gets
+    ``None`` at once. ``async for value in chan`` is Go's ``for v := range ch``.
+
+``select``
+    Waits on several channel operations and performs exactly one of them. When
+    several are ready at the same moment it picks one with the caller's seeded
+    random generator, as Go picks at random; that keeps the choice fair *and*
+    reproducible from a seed.
+
+Theory of operation
+-------------------
+Every operation runs on the event loop's thread, so a channel needs no locks:
+checking that a case is ready and performing it happen without interruption.
+A task that has to wait leaves a *waiter* (Go calls it a ``sudog``) in the
+queue of every channel it waits on. The first counterpart to arrive completes
+the waiter's future, handing the value over directly; the waiter then removes
+itself from all the other queues. A waiter whose future is already done is
+skipped, so a cancelled task can never swallow a value.
+
+A ``None`` in place of a channel is Go's nil channel: that case is never ready.
+Go code uses this to switch a ``select`` case off (``prevoteCh = nil``).
+
+Mirrors: Go's runtime ``chan`` and ``select`` (runtime/chan.go, runtime/select.go).
+Differs: channels belong to one event loop and must not be touched from other
+threads; use ``loop.call_soon_threadsafe``. Sending on a closed channel raises
+``ChannelClosedError`` where Go panics.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import random
+from collections import deque
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from typing import Any, Generic, TypeVar
+
+T = TypeVar("T")
+
+
+class ChannelClosedError(RuntimeError):
+    """A value was sent on a closed channel (a panic in Go)."""
+
+
+class _Waiter:
+    """One blocked ``select``: a future completed by whichever case fires first."""
+
+    __slots__ = ("future",)
+
+    def __init__(self, future: asyncio.Future[tuple[int, Any]]) -> None:
+        self.future = future
+
+
+class _Sudog:
+    """A waiter's registration on one channel: which case it is and, for sends, the value."""
+
+    __slots__ = ("case_index", "value", "waiter")
+
+    def __init__(self, waiter: _Waiter, case_index: int, value: Any = None) -> None:
+        self.waiter = waiter
+        self.case_index = case_index
+        self.value = value
+
+    @property
+    def alive(self) -> bool:
+        return not self.waiter.future.done()
+
+
+class _Closed:
+    """Marker handed to receivers of a closed channel, turned into ``None`` for callers."""
+
+    def __repr__(self) -> str:
+        return "<closed>"
+
+
+_CLOSED: Any = _Closed()
+
+
+def _pop_alive(queue: deque[_Sudog]) -> _Sudog | None:
+    while queue:
+        sudog = queue.popleft()
+        if sudog.alive:
+            return sudog
+    return None
+
+
+def _has_alive(queue: deque[_Sudog]) -> bool:
+    return any(sudog.alive for sudog in queue)
+
+
+class Chan(Generic[T]):
+    """A Go channel: ``Chan(0)`` is unbuffered, ``Chan(n)`` holds up to n values."""
+
+    def __init__(self, capacity: int = 0, name: str = "") -> None:
+        if capacity < 0:
+            raise ValueError(f"channel capacity must be >= 0, got {capacity}")
+        self.capacity = capacity
+        self.name = name
+        self.closed = False
+        self._buffer: deque[T] = deque()
+        self._receivers: deque[_Sudog] = deque()
+        self._senders: deque[_Sudog] = deque()
+
+    def __repr__(self) -> str:
+        state = "closed" if self.closed else f"{len(self._buffer)}/{self.capacity}"
+        return f"<Chan {self.name or hex(id(self))} {state}>"
+
+    def __len__(self) -> int:
+        """Values waiting in the buffer, like Go's ``len(ch)``."""
+        return len(self._buffer)
+
+    # -- readiness, checked without side effects -------------------------
+
+    def _can_send(self) -> bool:
+        if self.closed:
+            raise ChannelClosedError(f"send on closed channel {self!r}")
+        return _has_alive(self._receivers) or len(self._buffer) < self.capacity
+
+    def _can_recv(self) -> bool:
+        return bool(self._buffer) or _has_alive(self._senders) or self.closed
+
+    # -- the operations themselves ----------------------------------------
+
+    def try_send(self, value: T) -> bool:
+        """Send without waiting; False if nobody is ready and the buffer is full."""
+        if not self._can_send():
+            return False
+        receiver = _pop_alive(self._receivers)
+        if receiver is not None:
+            receiver.waiter.future.set_result((receiver.case_index, value))
+        else:
+            self._buffer.append(value)
+        return True
+
+    def try_recv(self) -> tuple[T | None, bool]:
+        """Receive without waiting: ``(value, True)``, or ``(None, False)`` if nothing is ready.
+
+        On a closed, drained channel this returns ``(None, True)``: the
+        receive happened and yielded the zero value, as in Go. Use
+        ``recv_ok`` when the difference matters.
+        """
+        value, ready = self._try_recv_raw()
+        return (None if value is _CLOSED else value), ready
+
+    def _try_recv_raw(self) -> tuple[Any, bool]:
+        if self._buffer:
+            value = self._buffer.popleft()
+            sender = _pop_alive(self._senders)
+            if sender is not None:  # a blocked sender may now use the freed slot
+                self._buffer.append(sender.value)
+                sender.waiter.future.set_result((sender.case_index, None))
+            return value, True
+        sender = _pop_alive(self._senders)
+        if sender is not None:
+            sender.waiter.future.set_result((sender.case_index, None))
+            return sender.value, True
+        if self.closed:
+            return _CLOSED, True
+        return None, False
+
+    async def send(self, value: T) -> None:
+        """Send, waiting for a receiver or for room in the buffer."""
+        await _select_raw([Send(self, value)], None, False)
+
+    async def recv(self) -> T | None:
+        """Receive, waiting for a value; ``None`` once the channel is closed and drained."""
+        value, _ = await self.recv_ok()
+        return value
+
+    async def recv_ok(self) -> tuple[T | None, bool]:
+        """Go's ``v, ok := <-ch``: ``ok`` is False when the channel is closed and drained."""
+        value, ready = self._try_recv_raw()
+        if not ready:
+            _, value = await _select_raw([self], None, False)
+        if value is _CLOSED:
+            return None, False
+        return value, True
+
+    def close(self) -> None:
+        """Close the channel: all receivers wake with ``None``; senders fail."""
+        if self.closed:
+            raise ChannelClosedError(f"close of closed channel {self!r}")
+        self.closed = True
+        while (receiver := _pop_alive(self._receivers)) is not None:
+            receiver.waiter.future.set_result((receiver.case_index, _CLOSED))
+        while (sender := _pop_alive(self._senders)) is not None:
+            sender.waiter.future.set_exception(ChannelClosedError(f"send on closed channel {self!r}"))
+
+    def __aiter__(self) -> AsyncIterator[T]:
+        return self._iterate()
+
+    async def _iterate(self) -> AsyncIterator[T]:
+        while True:
+            value, ok = await self.recv_ok()
+            if not ok:
+                return
+            yield value  # type: ignore[misc]
+
+
+@dataclass(frozen=True)
+class Send(Generic[T]):
+    """A send case for ``select``: ``Send(ch, value)`` is Go's ``case ch <- value:``."""
+
+    chan: Chan[T] | None
+    value: T
+
+
+Case = Chan[Any] | Send[Any] | None
+
+
+def _is_nil(case: Case) -> bool:
+    return case is None or (isinstance(case, Send) and case.chan is None)
+
+
+def _ready(case: Case) -> bool:
+    if case is None:
+        return False
+    if isinstance(case, Send):
+        return case.chan is not None and case.chan._can_send()
+    return case._can_recv()
+
+
+def _perform(case: Chan[Any] | Send[Any]) -> Any:
+    if isinstance(case, Send):
+        assert case.chan is not None
+        sent = case.chan.try_send(case.value)
+        assert sent, "select invariant: a ready send case must succeed"
+        return None
+    value, received = case._try_recv_raw()
+    assert received, "select invariant: a ready receive case must succeed"
+    return value
+
+
+async def select(
+    cases: Sequence[Case],
+    rng: random.Random | None = None,
+    default: bool = False,
+) -> tuple[Case, Any]:
+    """Perform exactly one of ``cases`` and return ``(case, value)``.
+
+    A case is a channel to receive from, ``Send(ch, value)``, or ``None`` (a
+    nil channel, never ready). The returned ``case`` is the very object that
+    was passed in, so callers dispatch with ``if case is r.rpc_ch: ...``. For a
+    send case the value is ``None``.
+
+    When more than one case is ready, ``rng`` chooses among them (Go chooses
+    uniformly at random); without ``rng`` the first ready case wins. With
+    ``default=True`` and nothing ready, returns ``(None, None)`` at once,
+    which is Go's ``default:`` clause.
+    """
+    case, value = await _select_raw(cases, rng, default)
+    return case, (None if value is _CLOSED else value)
+
+
+async def _select_raw(
+    cases: Sequence[Case], rng: random.Random | None, default: bool
+) -> tuple[Case, Any]:
+    ready = [case for case in cases if _ready(case)]
+    if ready:
+        chosen = ready[0] if len(ready) == 1 or rng is None else rng.choice(ready)
+        assert chosen is not None
+        return chosen, _perform(chosen)
+    if default:
+        return None, None
+
+    live = [(index, case) for index, case in enumerate(cases) if not _is_nil(case)]
+    if not live:
+        raise RuntimeError("select with no cases and no default would block forever")
+
+    loop = asyncio.get_running_loop()
+    waiter = _Waiter(loop.create_future())
+    registrations: list[tuple[deque[_Sudog], _Sudog]] = []
+    for index, case in live:
+        if isinstance(case, Send):
+            assert case.chan is not None
+            queue = case.chan._senders
+            sudog = _Sudog(waiter, index, case.value)
+        else:
+            assert case is not None
+            queue = case._receivers
+            sudog = _Sudog(waiter, index)
+        queue.append(sudog)
+        registrations.append((queue, sudog))
+    try:
+        index, value = await waiter.future
+    finally:
+        # Leave no waiter behind: a long-lived channel such as shutdown_ch
+        # would otherwise collect one per loop iteration.
+        for queue, sudog in registrations:
+            with contextlib.suppress(ValueError):  # already taken by the counterpart that woke us
+                queue.remove(sudog)
+    return cases[index], value

@@ -1,0 +1,1 @@
+"""Simulation support: a seeded network with faults (see network.py)."""

@@ -1,0 +1,493 @@
+"""Run a whole cluster in one process, in virtual time, and drive it step by step.
+
+Mirrors: testing.go (MakeCluster, the cluster helpers, MockFSM).
+Read before: api.py. Used by: the tests, the tutorials, the visualizer, ``raft-sim``.
+
+``Cluster`` builds N nodes on one ``VirtualTimeLoop`` and one seeded
+``SimNetwork``. Nothing runs until you ask; then the loop runs only as far
+as you ask, and stops between two callbacks::
+
+    cluster = Cluster(nodes=5, seed=42)
+    cluster.run_until(lambda c: c.leader() is not None)
+    print(cluster.now, cluster.leader())
+    result = cluster.apply(b"set x 1")
+    cluster.crash(cluster.leader())
+    cluster.run_until(lambda c: c.leader() is not None)
+
+The same seed and the same calls at the same virtual times always give the
+same event trace. These methods are synchronous and work in a plain script,
+in pytest and inside a Jupyter notebook (whose own event loop is set aside
+while the cluster runs).
+
+Differs: hashicorp's helpers wait in real time and fail the test on a
+timeout; here they run the virtual clock and raise ``TimeoutError``. Node IDs
+are ``n1``…``nN`` and double as addresses. Links are cut inside the simulated
+network, so a partitioned message is visibly lost (an ``rpc_drop`` event)
+instead of being refused by the transport.
+"""
+
+from __future__ import annotations
+
+import io
+import random
+import traceback
+from collections.abc import Callable, Coroutine, Iterable
+from dataclasses import dataclass, replace
+from typing import Any, BinaryIO
+
+import msgpack
+
+from raft.api import Raft, bootstrap_cluster, new_raft
+from raft.config import Config
+from raft.configuration import Configuration, Server, ServerSuffrage
+from raft.errors import RaftError
+from raft.events import Event, EventLog
+from raft.fsm import FSM
+from raft.inmem_snapshot import InmemSnapshotStore
+from raft.inmem_store import InmemStore
+from raft.inmem_transport import InmemTransport
+from raft.log import Log
+from raft.runtime.virtual_loop import VirtualTimeLoop, run_paused
+from raft.sim.network import LinkFaults, SimNetwork
+from raft.snapshot import SnapshotSink
+from raft.state import RaftState
+
+DEFAULT_RUN_LIMIT = 120.0  # virtual seconds a run_until may take before giving up
+
+
+class SimulationError(RuntimeError):
+    """A task inside the simulation raised: a bug, reported with its traceback."""
+
+
+# ---------------------------------------------------------------------------
+# MockFSM
+# ---------------------------------------------------------------------------
+
+
+class MockSnapshot:
+    """The FSM snapshot of ``MockFSM``: the list of applied commands (Mirrors: MockSnapshot)."""
+
+    def __init__(self, logs: list[bytes], max_index: int) -> None:
+        self.logs = logs
+        self.max_index = max_index
+
+    def persist(self, sink: SnapshotSink) -> None:
+        sink.write(msgpack.packb(self.logs[: self.max_index], use_bin_type=True))
+        sink.close()
+
+    def release(self) -> None:
+        pass
+
+
+class MockFSM:
+    """Remembers every command applied, in order (Mirrors: testing.go MockFSM).
+
+    ``apply`` returns how many commands have been applied, so a client can
+    tell which position its command took.
+    """
+
+    def __init__(self) -> None:
+        self.logs: list[bytes] = []
+        self.configurations: list[Configuration] = []
+
+    def apply(self, log: Log) -> Any:
+        self.logs.append(log.data)
+        return len(self.logs)
+
+    def snapshot(self) -> MockSnapshot:
+        return MockSnapshot(list(self.logs), len(self.logs))
+
+    def restore(self, source: BinaryIO) -> None:
+        data = msgpack.unpackb(source.read(), raw=False)
+        if not isinstance(data, list) or not all(isinstance(x, bytes) for x in data):
+            raise ValueError("MockFSM snapshot is not a list of byte strings")
+        self.logs = data
+
+
+class MockFSMConfigStore(MockFSM):
+    """A MockFSM that also records committed configurations (Mirrors: MockFSMConfigStore)."""
+
+    def store_configuration(self, index: int, configuration: Configuration) -> None:
+        self.configurations.append(configuration)
+
+
+# ---------------------------------------------------------------------------
+# The cluster
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class NodeHandle:
+    """Everything that belongs to one simulated server, running or crashed."""
+
+    id: str
+    store: InmemStore  # log and stable store: survives a crash, as a disk would
+    snapshots: InmemSnapshotStore  # survives a crash too
+    transport: InmemTransport
+    fsm: FSM
+    raft: Raft | None = None  # None while crashed
+    incarnation: int = 0  # how many times it has been (re)started
+
+
+@dataclass
+class ApplyResult:
+    """What ``Cluster.apply`` returns: where the command landed and what the FSM said."""
+
+    index: int
+    response: Any
+
+
+def inmem_config(local_id: str) -> Config:
+    """Short timeouts for fast tests (Mirrors: testing.go inmemConfig)."""
+    return Config(local_id=local_id, heartbeat_timeout=0.050, election_timeout=0.050,
+                  leader_lease_timeout=0.050, commit_timeout=0.005)
+
+
+class Cluster:
+    """A simulated cluster with a synchronous control panel."""
+
+    def __init__(self, nodes: int | Iterable[str] = 3, seed: int = 0, *, config: Config | None = None,
+                 bootstrap: bool = True, faults: LinkFaults | None = None,
+                 fsm_factory: Callable[[], FSM] = MockFSM, speed: float | None = None,
+                 configs: dict[str, Config] | None = None) -> None:
+        ids = [f"n{i}" for i in range(1, nodes + 1)] if isinstance(nodes, int) else list(nodes)
+        if not ids:
+            raise ValueError("a cluster needs at least one node")
+        if len(set(ids)) != len(ids):
+            raise ValueError(f"node IDs must be unique: {ids}")
+        self.seed = seed
+        self.loop = VirtualTimeLoop(speed)
+        self.loop.set_exception_handler(self._on_task_error)
+        self.events = EventLog(self.loop.time)
+        self.network = SimNetwork(random.Random(f"{seed}:network"), self.events, faults)
+        self.config_template = config or Config()
+        self.configs = dict(configs or {})
+        self.fsm_factory = fsm_factory
+        self.handles: dict[str, NodeHandle] = {}
+        self._failure: str | None = None
+        for node_id in ids:
+            self._add_handle(node_id)
+        self.full_connect()
+        if bootstrap:
+            configuration = Configuration([Server(ServerSuffrage.Voter, i, i) for i in ids])
+            for handle in self.handles.values():
+                bootstrap_cluster(self.config_for(handle.id), handle.store, handle.store, handle.snapshots,
+                                  handle.transport, configuration)
+        for handle in self.handles.values():
+            self._start(handle)
+
+    # -- construction -------------------------------------------------------------------
+
+    def _add_handle(self, node_id: str) -> NodeHandle:
+        transport = InmemTransport(node_id, network=self.network)
+        handle = NodeHandle(node_id, InmemStore(), InmemSnapshotStore(), transport, self.fsm_factory())
+        self.handles[node_id] = handle
+        return handle
+
+    def config_for(self, node_id: str) -> Config:
+        base = self.configs.get(node_id, self.config_template)
+        return replace(base, local_id=node_id, notify_ch=base.notify_ch if node_id in self.configs else None)
+
+    def _start(self, handle: NodeHandle) -> None:
+        rng = random.Random(f"{self.seed}:{handle.id}:{handle.incarnation}")
+        handle.raft = new_raft(self.config_for(handle.id), handle.fsm, handle.store, handle.store,
+                               handle.snapshots, handle.transport, events=self.events, rng=rng, loop=self.loop)
+
+    def add_node(self, node_id: str) -> Raft:
+        """Start a new, empty (unbootstrapped) server that can talk to everyone."""
+        if node_id in self.handles:
+            raise ValueError(f"node {node_id} already exists")
+        handle = self._add_handle(node_id)
+        self.full_connect()
+        self._start(handle)
+        assert handle.raft is not None
+        return handle.raft
+
+    def _on_task_error(self, loop: Any, context: dict[str, Any]) -> None:
+        error = context.get("exception")
+        detail = "".join(traceback.format_exception(error)) if error else ""
+        if self._failure is None:
+            self._failure = f"{context.get('message')}\n{detail}"
+        self.loop.request_pause()
+
+    # -- looking at the cluster ------------------------------------------------------------
+
+    @property
+    def now(self) -> float:
+        """Virtual seconds since the cluster was built."""
+        return self.loop.time()
+
+    @property
+    def ids(self) -> list[str]:
+        return list(self.handles)
+
+    def node(self, node_id: str) -> Raft:
+        """The running node ``node_id``; raises if it is crashed."""
+        handle = self._handle(node_id)
+        if handle.raft is None:
+            raise RuntimeError(f"node {node_id} is crashed; restart it first")
+        return handle.raft
+
+    def _handle(self, node_id: str) -> NodeHandle:
+        try:
+            return self.handles[node_id]
+        except KeyError:
+            raise KeyError(f"no node {node_id!r}; nodes are {', '.join(self.handles)}") from None
+
+    def fsm(self, node_id: str) -> Any:
+        return self._handle(node_id).fsm
+
+    def rafts(self) -> list[Raft]:
+        """Running nodes, in ID order."""
+        return [h.raft for h in self.handles.values() if h.raft is not None]
+
+    def is_up(self, node_id: str) -> bool:
+        return self._handle(node_id).raft is not None
+
+    def leader(self) -> str | None:
+        """The node that currently leads in the highest term, or None. Does not run the loop."""
+        leaders = [r for r in self.rafts() if r.state() == RaftState.Leader]
+        if not leaders:
+            return None
+        return max(leaders, key=lambda r: r.current_term()).local_id
+
+    def followers(self) -> list[str]:
+        """Running nodes in the follower state (Mirrors: Followers, without waiting)."""
+        return [r.local_id for r in self.rafts() if r.state() == RaftState.Follower]
+
+    def in_state(self, state: RaftState) -> list[str]:
+        return [r.local_id for r in self.rafts() if r.state() == state]
+
+    # -- driving the loop -------------------------------------------------------------------
+
+    def _drive(self, stop: Callable[[], bool] | None, deadline: float | None) -> None:
+        if stop is not None and stop():
+            return
+        handle = self.loop.call_at(deadline, self.loop.request_pause) if deadline is not None else None
+        self.loop.pause_when = stop
+        try:
+            run_paused(self.loop)
+        finally:
+            self.loop.pause_when = None
+            if handle is not None:
+                handle.cancel()
+        if self._failure is not None:
+            failure, self._failure = self._failure, None
+            raise SimulationError(failure)
+
+    def run_for(self, seconds: float) -> None:
+        """Advance virtual time by ``seconds``."""
+        if seconds < 0:
+            raise ValueError("cannot run for a negative time")
+        self._drive(None, self.now + seconds)
+
+    def run_until(self, predicate: Callable[[Cluster], bool], timeout: float = DEFAULT_RUN_LIMIT,
+                  what: str = "") -> None:
+        """Run until ``predicate(cluster)`` holds; raise ``TimeoutError`` after ``timeout`` virtual seconds.
+
+        The predicate is checked after every callback, so the loop stops at
+        the first moment it becomes true.
+        """
+        deadline = self.now + timeout
+        self._drive(lambda: predicate(self) or self.now >= deadline, deadline)
+        if not predicate(self):
+            raise TimeoutError(f"condition {what or predicate} not met within {timeout} virtual seconds "
+                               f"(now t={self.now:.3f}, seed={self.seed})")
+
+    def step(self, timeout: float = DEFAULT_RUN_LIMIT) -> list[Event]:
+        """Run until at least one new event happens; return the new events."""
+        start = len(self.events)
+        deadline = self.now + timeout
+        self._drive(lambda: len(self.events) > start or self.now >= deadline, deadline)
+        return self.events.events[start:]
+
+    def run_coro(self, coro: Coroutine[Any, Any, Any], timeout: float = DEFAULT_RUN_LIMIT) -> Any:
+        """Run a coroutine on the cluster's loop until it finishes; return its result."""
+        task = self.loop.create_task(coro)
+        deadline = self.now + timeout
+        self._drive(lambda: task.done() or self.now >= deadline, deadline)
+        if not task.done():
+            task.cancel()
+            raise TimeoutError(f"coroutine did not finish within {timeout} virtual seconds")
+        return task.result()
+
+    def wait(self, future: Any, timeout: float = DEFAULT_RUN_LIMIT) -> RaftError | None:
+        """Run until ``future`` is answered; return its error (None on success)."""
+        self.run_until(lambda c: future.done, timeout, "future answered")
+        result: RaftError | None = future.error_now()
+        return result
+
+    def apply(self, command: bytes, timeout: float = DEFAULT_RUN_LIMIT) -> ApplyResult:
+        """Apply ``command`` through the current leader and run until it is applied there.
+
+        Raises ``RuntimeError`` if there is no leader and the ``RaftError`` the
+        future reports if the command fails (e.g. the leader lost leadership).
+        """
+        leader = self.leader()
+        if leader is None:
+            raise RuntimeError("no leader to apply to; run until one is elected first")
+        future = self.node(leader).apply(command)
+        err = self.wait(future, timeout)
+        if err is not None:
+            raise err
+        return ApplyResult(future.index(), future.response())
+
+    # -- faults ----------------------------------------------------------------------------
+
+    def crash(self, node_id: str) -> None:
+        """Stop a node abruptly: its tasks die and its volatile state is gone; its stores stay."""
+        handle = self._handle(node_id)
+        raft = handle.raft
+        if raft is None:
+            raise RuntimeError(f"node {node_id} is already crashed")
+        self.events.emit(node_id, "crash", "Cluster.crash", term=raft.current_term(), state=str(raft.state()).lower())
+        raft.events.log = None  # a dead node says nothing more
+        raft.routines_group.cancel_all()
+        self.network.down[node_id] = True
+        handle.raft = None
+
+    def restart(self, node_id: str) -> Raft:
+        """Start a crashed node again from its own stores (term, vote, log survive)."""
+        handle = self._handle(node_id)
+        if handle.raft is not None:
+            raise RuntimeError(f"node {node_id} is running; crash it first")
+        handle.incarnation += 1
+        handle.fsm = self.fsm_factory()  # the state machine is rebuilt from the log
+        handle.transport.reopen()
+        self.network.down.pop(node_id, None)
+        self.events.emit(node_id, "restart", "Cluster.restart", incarnation=handle.incarnation)
+        self._start(handle)
+        assert handle.raft is not None
+        return handle.raft
+
+    def full_connect(self) -> None:
+        """Connect every transport to every other and heal all cuts (Mirrors: FullyConnect)."""
+        for a in self.handles.values():
+            for b in self.handles.values():
+                if a is not b:
+                    a.transport.connect(b.id, b.transport)
+        if self.network.blocked:
+            self.network.heal()
+            self.events.emit("*", "partition", "Cluster.full_connect", groups=[self.ids])
+
+    def heal(self) -> None:
+        """Restore every network link."""
+        self.full_connect()
+
+    def disconnect(self, node_id: str) -> None:
+        """Cut ``node_id`` off from everyone, both ways (Mirrors: Disconnect)."""
+        self._handle(node_id)
+        others = [i for i in self.handles if i != node_id]
+        self.partition([node_id], others)
+
+    def partition(self, *groups: Iterable[str]) -> None:
+        """Split the network: nodes talk only within their group.
+
+        ``partition(["n1", "n2"])`` separates n1 and n2 from everyone else
+        (Mirrors: Partition(far)); ``partition(["n1"], ["n2", "n3"], ["n4"])`` makes three groups.
+        """
+        group_list = [list(g) for g in groups]
+        for group in group_list:
+            for node_id in group:
+                self._handle(node_id)
+        if len(group_list) == 1:
+            rest = [i for i in self.handles if i not in group_list[0]]
+            group_list.append(rest)
+        self.network.partition(group_list)
+        self.events.emit("*", "partition", "Cluster.partition", groups=group_list)
+
+    def cut(self, src: str, dst: str) -> None:
+        """Lose every message from ``src`` to ``dst`` (one way)."""
+        self._handle(src), self._handle(dst)
+        self.network.cut(src, dst)
+        self.events.emit("*", "partition", "Cluster.cut", cut=[src, dst])
+
+    def set_faults(self, **changes: Any) -> None:
+        """Change the network's faults, e.g. ``set_faults(loss=0.1, delay=0.005)``."""
+        self.network.update_faults(**changes)
+        faults = self.network.faults
+        self.events.emit("*", "network", "Cluster.set_faults", loss=faults.loss, delay=faults.delay,
+                         jitter=faults.jitter, duplicate=faults.duplicate, reorder=faults.reorder)
+
+    # -- Go's waiting helpers -----------------------------------------------------------------
+
+    def get_in_state(self, state: RaftState, longstop: float = DEFAULT_RUN_LIMIT) -> list[str]:
+        """Wait until elections have settled, then list the nodes in ``state`` (Mirrors: GetInState).
+
+        "Settled" means no role change and no vote request for
+        2 × max(heartbeat, election timeout) + commit timeout.
+        """
+        conf = self.config_template
+        window = 2 * max(conf.heartbeat_timeout, conf.election_timeout) + conf.commit_timeout
+        deadline = self.now + longstop
+        changes = [0]
+
+        def count_changes(event: Event) -> None:
+            if event.kind in ("state", "request_vote"):
+                changes[0] += 1
+
+        token = self.events.subscribe(count_changes)
+        try:
+            while True:
+                quiet_until = self.now + window
+                seen = changes[0]
+                self._drive(self._quiet_check(changes, seen, quiet_until), min(quiet_until, deadline))
+                if changes[0] == seen and self.now >= quiet_until:
+                    return self.in_state(state)
+                if self.now >= deadline:
+                    raise TimeoutError(f"cluster did not settle within {longstop} virtual seconds "
+                                       f"(seed={self.seed})")
+        finally:
+            self.events.unsubscribe(token)
+
+    def _quiet_check(self, changes: list[int], seen: int, until: float) -> Callable[[], bool]:
+        return lambda: changes[0] != seen or self.now >= until
+
+    def wait_leader(self, longstop: float = DEFAULT_RUN_LIMIT) -> str:
+        """Wait for a stable leader and return it; exactly one is expected (Mirrors: Leader)."""
+        leaders = self.get_in_state(RaftState.Leader, longstop)
+        if len(leaders) != 1:
+            raise AssertionError(f"expected one leader, found {leaders} (seed={self.seed})")
+        return leaders[0]
+
+    def ensure_leader(self, expected: str | None) -> None:
+        """Every running node agrees that ``expected`` leads (Mirrors: EnsureLeader)."""
+        for raft in self.rafts():
+            _, leader_id = raft.leader_with_id()
+            if leader_id != (expected or ""):
+                raise AssertionError(f"{raft.local_id} thinks the leader is {leader_id!r}, expected {expected!r}")
+
+    def ensure_same(self, timeout: float = DEFAULT_RUN_LIMIT) -> None:
+        """Run until every running node's MockFSM holds the same commands (Mirrors: EnsureSame)."""
+        def same(c: Cluster) -> bool:
+            logs = [c.fsm(r.local_id).logs for r in c.rafts()]
+            return all(log == logs[0] for log in logs)
+
+        self.run_until(same, timeout, "all FSMs equal")
+
+    def wait_for_replication(self, count: int, timeout: float = DEFAULT_RUN_LIMIT) -> None:
+        """Run until every running node's MockFSM has ``count`` commands (Mirrors: WaitForReplication)."""
+        self.run_until(lambda c: all(len(c.fsm(r.local_id).logs) >= count for r in c.rafts()), timeout,
+                       f"{count} commands replicated")
+
+    def close(self) -> None:
+        """Shut every node down and wait for their tasks (Mirrors: Close)."""
+        futures = [raft.shutdown() for raft in self.rafts()]
+        for future in futures:
+            self.run_coro(future.error(), timeout=60)
+
+    def trace(self) -> str:
+        """The event stream as JSON Lines."""
+        out = io.StringIO()
+        self.events.write_jsonl(out)
+        return out.getvalue()
+
+
+def make_cluster(n: int, conf: Config | None = None, *, seed: int = 0, **options: Any) -> Cluster:
+    """A bootstrapped cluster of ``n`` voters (Mirrors: testing.go MakeCluster)."""
+    return Cluster(n, seed, config=conf, bootstrap=True, **options)
+
+
+def make_cluster_no_bootstrap(n: int, conf: Config | None = None, *, seed: int = 0, **options: Any) -> Cluster:
+    """``n`` connected nodes without a configuration (Mirrors: MakeClusterNoBootstrap)."""
+    return Cluster(n, seed, config=conf, bootstrap=False, **options)
