@@ -252,6 +252,8 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, ObserverMixin):
             self.process_configuration_log_entry(self.logs.get_log(index))
         self.logger.info("initial configuration: index=%d servers=%s", self.configurations.latest_index,
                          self.configurations.latest.servers)
+        self.events.emit("state", "new_raft", state="follower", term=self._current_term,
+                         reason=f"started with {last_log.index} log entries")
 
     # -- small helpers ----------------------------------------------------------------
 

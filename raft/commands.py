@@ -252,7 +252,7 @@ def decode_message(buf: bytes, expected: type[Any] | None = None) -> Any:
     if not isinstance(raw, list) or len(raw) != 2 or not isinstance(raw[1], dict):
         raise CodecError("a message must be [type, body]")
     code, body = raw
-    cls = MESSAGE_TYPES.get(code) if isinstance(code, int) else None
+    cls = MESSAGE_TYPES.get(code) if isinstance(code, int) and not isinstance(code, bool) else None
     if cls is None:
         raise CodecError(f"unknown message type {code!r:.40}")
     if expected is not None and cls is not expected:

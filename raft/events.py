@@ -14,6 +14,7 @@ Kinds emitted by the protocol (fields after ``t``, ``node``, ``kind``):
 ``leader``          ``leader`` (an ID, or "" when unknown) — hashicorp's LeaderObservation
 ``timer``           ``timer`` (heartbeat, election), ``timeout``, ``deadline``
 ``election``        ``phase`` (pre_vote, vote), ``term``, ``needed``
+``election_timeout`` ``term``, ``reason`` — a candidate starts over
 ``vote``            ``phase``, ``candidate``, ``term``, ``granted``, ``reason``
 ``tally``           ``phase``, ``voter``, ``term``, ``granted``, ``granted_votes``, ``needed``
 ``request_vote``    ``candidate``, ``term`` — hashicorp's RequestVoteRequest observation

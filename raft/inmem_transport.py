@@ -197,8 +197,10 @@ class InmemTransport:
             if case is timer.c:
                 raise TransportError("send timed out")
         else:
-            self.network.send(rpc_id, self._local_addr, target, rpc_name, "request", request,
-                              deliver_request, summarize(args))
+            dropped = self.network.send(rpc_id, self._local_addr, target, rpc_name, "request", request,
+                                        deliver_request, summarize(args))
+            if dropped == "partition":
+                raise TransportError(f"failed to reach peer {target}: network partition")
 
         timer = Timer(timeout)
         case, value = await select([resp_ch, timer.c])
@@ -218,6 +220,11 @@ def _decode_response(data: bytes, error: str | None, response_type: int) -> RPCR
     if response_type != response.TYPE:
         return RPCResponse(None, TransportError(f"unexpected response {type(response).__name__}"))
     return RPCResponse(response, None)
+
+
+def _ignore_result(task: asyncio.Task[Any]) -> None:
+    if not task.cancelled():
+        task.exception()
 
 
 async def _enqueue(consumer: Chan[RPC], rpc: RPC, timeout: float) -> None:
@@ -268,6 +275,8 @@ class InmemPipeline:
         loop = asyncio.get_event_loop()
         future = AppendFuture(start=loop.time(), args=args)
         call = loop.create_task(self.trans.make_rpc(self.peer_addr, args, None, self.trans.timeout))
+        # A failed call whose answer nobody collects (the pipeline closed) is not a bug.
+        call.add_done_callback(_ignore_result)
         case, _ = await select([Send(self.inprogress_ch, (future, call)), self.shutdown_ch])
         if case is self.shutdown_ch:
             call.cancel()

@@ -404,9 +404,8 @@ class RaftLoops:
                     # Figure 2, Candidates: "If election timeout elapses: start new election".
                     # Returning re-enters run_candidate, which starts over.
                     self.logger.warning("Election timeout reached, restarting election")
-                    self.events.emit("state", "run_candidate", state="candidate",
-                                     term=self.get_current_term(),
-                                     reason="election timeout: no majority yet, starting over")
+                    self.events.emit("election_timeout", "run_candidate", term=self.get_current_term(),
+                                     reason="no majority yet, starting over")
                     return
                 elif case is self.shutdown_ch:
                     return
@@ -997,8 +996,10 @@ class RaftLoops:
                 return
             # Rule 5: "If leaderCommit > commitIndex, set commitIndex =
             # min(leaderCommit, index of last new entry)".
-            if a.leader_commit_index > 0 and a.leader_commit_index > self.get_commit_index():
-                index = min(a.leader_commit_index, self.get_last_index())
+            index = min(a.leader_commit_index, self.get_last_index())
+            if index > self.get_commit_index():
+                # Differs: hashicorp sets the commit index even when that moves
+                # it backwards (possible only with a forged request); we never do.
                 self.set_commit_index(index, "append_entries")
                 if self.configurations.latest_index <= index:
                     self.set_committed_configuration(self.configurations.latest, self.configurations.latest_index)

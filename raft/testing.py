@@ -149,7 +149,7 @@ class Cluster:
     def __init__(self, nodes: int | Iterable[str] = 3, seed: int = 0, *, config: Config | None = None,
                  bootstrap: bool = True, faults: LinkFaults | None = None,
                  fsm_factory: Callable[[], FSM] = MockFSM, speed: float | None = None,
-                 configs: dict[str, Config] | None = None) -> None:
+                 configs: dict[str, Config] | None = None, start: bool = True) -> None:
         ids = [f"n{i}" for i in range(1, nodes + 1)] if isinstance(nodes, int) else list(nodes)
         if not ids:
             raise ValueError("a cluster needs at least one node")
@@ -173,8 +173,19 @@ class Cluster:
             for handle in self.handles.values():
                 bootstrap_cluster(self.config_for(handle.id), handle.store, handle.store, handle.snapshots,
                                   handle.transport, configuration)
-        for handle in self.handles.values():
-            self._start(handle)
+        if start:
+            self.start()
+
+    def start(self, *node_ids: str) -> None:
+        """Start nodes built with ``start=False`` (all of them by default).
+
+        Between building and starting, a test can prepare each node's stores,
+        for instance to recreate the logs of the paper's Figure 7.
+        """
+        for node_id in node_ids or tuple(self.handles):
+            handle = self._handle(node_id)
+            if handle.raft is None:
+                self._start(handle)
 
     # -- construction -------------------------------------------------------------------
 

@@ -96,7 +96,10 @@ def _pop_alive(queue: deque[_Sudog]) -> _Sudog | None:
 
 
 def _has_alive(queue: deque[_Sudog]) -> bool:
-    return any(sudog.alive for sudog in queue)
+    for sudog in queue:  # noqa: SIM110 - a plain loop is faster, and this runs on every select
+        if not sudog.waiter.future.done():
+            return True
+    return False
 
 
 class Chan(Generic[T]):
@@ -125,10 +128,10 @@ class Chan(Generic[T]):
     def _can_send(self) -> bool:
         if self.closed:
             raise ChannelClosedError(f"send on closed channel {self!r}")
-        return _has_alive(self._receivers) or len(self._buffer) < self.capacity
+        return len(self._buffer) < self.capacity or (bool(self._receivers) and _has_alive(self._receivers))
 
     def _can_recv(self) -> bool:
-        return bool(self._buffer) or _has_alive(self._senders) or self.closed
+        return bool(self._buffer) or self.closed or (bool(self._senders) and _has_alive(self._senders))
 
     # -- the operations themselves ----------------------------------------
 
@@ -219,10 +222,6 @@ class Send(Generic[T]):
 Case = Chan[Any] | Send[Any] | None
 
 
-def _is_nil(case: Case) -> bool:
-    return case is None or (isinstance(case, Send) and case.chan is None)
-
-
 def _ready(case: Case) -> bool:
     if case is None:
         return False
@@ -266,7 +265,15 @@ async def select(
 async def _select_raw(
     cases: Sequence[Case], rng: random.Random | None, default: bool
 ) -> tuple[Case, Any]:
-    ready = [case for case in cases if _ready(case)]
+    ready: list[Chan[Any] | Send[Any]] = []
+    for case in cases:  # inlined _ready(): this is the hottest loop of a simulation
+        if case is None:
+            continue
+        if isinstance(case, Chan):
+            if case._buffer or case.closed or (case._senders and _has_alive(case._senders)):
+                ready.append(case)
+        elif _ready(case):
+            ready.append(case)
     if ready:
         chosen = ready[0] if len(ready) == 1 or rng is None else rng.choice(ready)
         assert chosen is not None
@@ -274,24 +281,24 @@ async def _select_raw(
     if default:
         return None, None
 
-    live = [(index, case) for index, case in enumerate(cases) if not _is_nil(case)]
-    if not live:
-        raise RuntimeError("select with no cases and no default would block forever")
-
     loop = asyncio.get_running_loop()
     waiter = _Waiter(loop.create_future())
     registrations: list[tuple[deque[_Sudog], _Sudog]] = []
-    for index, case in live:
-        if isinstance(case, Send):
-            assert case.chan is not None
-            queue = case.chan._senders
-            sudog = _Sudog(waiter, index, case.value)
-        else:
-            assert case is not None
+    for index, case in enumerate(cases):
+        if case is None:
+            continue
+        if isinstance(case, Chan):
             queue = case._receivers
             sudog = _Sudog(waiter, index)
+        elif case.chan is None:
+            continue  # a send on a nil channel never happens
+        else:
+            queue = case.chan._senders
+            sudog = _Sudog(waiter, index, case.value)
         queue.append(sudog)
         registrations.append((queue, sudog))
+    if not registrations:
+        raise RuntimeError("select with no cases and no default would block forever")
     try:
         index, value = await waiter.future
     finally:

@@ -18,6 +18,7 @@ node abruptly; Go has no way to kill a goroutine.
 from __future__ import annotations
 
 import asyncio
+import inspect
 from collections.abc import Coroutine
 from typing import Any
 
@@ -29,6 +30,7 @@ class TaskGroup:
         self.name = name
         self.loop = loop  # None: the running loop at the time of each ``go``
         self._tasks: dict[int, asyncio.Task[Any]] = {}  # a dict keeps start order; a set would not
+        self._coros: dict[int, Coroutine[Any, Any, Any]] = {}
         self._next_id = 0
 
     def __len__(self) -> int:
@@ -42,11 +44,15 @@ class TaskGroup:
         loop = self.loop or asyncio.get_running_loop()
         task = loop.create_task(_report_failure(coro, label, loop), name=label)
         self._tasks[task_id] = task
+        self._coros[task_id] = coro
         task.add_done_callback(lambda t: self._finished(task_id, t))
         return task
 
     def _finished(self, task_id: int, task: asyncio.Task[Any]) -> None:
         del self._tasks[task_id]
+        coro = self._coros.pop(task_id)
+        if inspect.getcoroutinestate(coro) == inspect.CORO_CREATED:
+            coro.close()  # cancelled before it ever ran: close it so Python does not warn
         if not task.cancelled():
             task.exception()  # already reported by _report_failure; mark it retrieved
 

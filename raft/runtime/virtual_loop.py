@@ -156,8 +156,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         # which can differ from it in the last bit of the float.
         target = self._now + timeout
         scheduled = self._internals._scheduled
-        if scheduled:
-            target = min(target, scheduled[0]._when)
+        if scheduled and scheduled[0]._when <= target + self._clock_resolution:
+            target = scheduled[0]._when
         self._now = max(self._now, target)
 
     # -- timers in a total order ----------------------------------------------

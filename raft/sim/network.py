@@ -10,7 +10,10 @@ to make that more frequent.
 
 Links are directed: ``cut("n1", "n2")`` stops n1's messages to n2 while n2
 can still reach n1. ``partition`` cuts every link between groups, both ways.
-A message already in flight when a link is cut is lost when it arrives.
+A request sent over a cut link fails at once, as a connection attempt to an
+unreachable host would (and as hashicorp's tests disconnect transports); a
+message already in flight when a link is cut, or a response sent over a cut
+link, is silently lost and its caller waits for its timeout.
 
 The visualizer can act on messages in flight: ``drop`` one, or ``duplicate`` it.
 
@@ -137,8 +140,12 @@ class SimNetwork:
     # -- sending ------------------------------------------------------------------
 
     def send(self, rpc_id: int, src: str, dst: str, rpc: str, dir: str, payload: bytes,
-             deliver: Callable[[bytes], None], summary: dict[str, Any] | None = None) -> None:
-        """Put a message on the wire; ``deliver(payload)`` runs when a copy arrives."""
+             deliver: Callable[[bytes], None], summary: dict[str, Any] | None = None) -> str | None:
+        """Put a message on the wire; ``deliver(payload)`` runs when a copy arrives.
+
+        Returns why the message was dropped at once ("partition", "loss",
+        "sender crashed"), or None if it is on its way.
+        """
         loop = asyncio.get_event_loop()
         now = loop.time()
         faults = self.faults_for(src, dst)
@@ -151,7 +158,7 @@ class SimNetwork:
             reason = "loss"
         if reason is not None:
             self._emit(src, "rpc_drop", "SimNetwork.send", id=rpc_id, rpc=rpc, dir=dir, to=dst, reason=reason)
-            return
+            return reason
         copies = 2 if faults.duplicate > 0 and self.rng.random() < faults.duplicate else 1
         fields: dict[str, Any] = {"id": rpc_id, "rpc": rpc, "dir": dir, "to": dst, "copies": copies}
         if summary is not None:
@@ -160,6 +167,7 @@ class SimNetwork:
         for _ in range(copies):
             self._launch(InFlight(rpc_id, src, dst, rpc, dir, payload, deliver, now,
                                   now + self._delay(faults)), loop)
+        return None
 
     def _delay(self, faults: LinkFaults) -> float:
         delay = faults.delay + (2 * self.rng.random() - 1) * faults.jitter

@@ -1,0 +1,91 @@
+"""``raft-sim run``: the narrative, the trace contract and clear errors for bad arguments."""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from raft.cli import main
+
+
+def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:
+    try:
+        code = main(list(args))
+    except SystemExit as exit_:
+        code = int(exit_.code or 0)
+    captured = capsys.readouterr()
+    return code, captured.out, captured.err
+
+
+def test_run_narrates_the_election(capsys: pytest.CaptureFixture[str]) -> None:
+    """The story names the leader, the time, the term and the reason it stood."""
+    code, out, _ = run(capsys, "run", "--nodes", "5", "--seed", "7", "--duration", "10")
+    assert code == 0
+    assert "becomes leader in term 2" in out
+    assert "heartbeat timeout" in out
+    assert "Summary: 1 leader(s) elected; final leader n" in out
+
+
+def test_trace_lines_follow_the_contract(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """Every trace line is a JSON object with t, node and kind; role changes carry state and term."""
+    trace = tmp_path / "t.jsonl"
+    code, _, _ = run(capsys, "run", "--nodes", "3", "--seed", "1", "--duration", "5", "--apply-rate", "5",
+                     "--trace", str(trace))
+    assert code == 0
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert all({"t", "node", "kind"} <= set(e) for e in events)
+    states = [e for e in events if e["kind"] == "state"]
+    assert {"follower", "candidate", "leader"} <= {e["state"] for e in states}
+    assert all(isinstance(e["term"], int) for e in states)
+    assert [e for e in events if e["kind"] == "commit" and isinstance(e["index"], int)]
+    applies = [e for e in events if e["kind"] == "apply"]
+    assert {"node", "index", "term"} <= set(applies[0])
+    assert all(a["t"] <= b["t"] for a, b in zip(events, events[1:], strict=False))
+
+
+def test_every_node_applies_the_same_term_at_every_index(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """With load, loss and a leader crash, all nodes agree on the term of each applied index."""
+    trace = tmp_path / "t.jsonl"
+    code, _, _ = run(capsys, "run", "--nodes", "5", "--seed", "3", "--duration", "20", "--apply-rate", "20",
+                     "--loss", "0.05", "--crash", "n1:5", "--restart", "n1:8", "--trace", str(trace))
+    assert code == 0
+    applied: dict[int, set[int]] = {}
+    for line in trace.read_text().splitlines():
+        event = json.loads(line)
+        if event["kind"] == "apply":
+            applied.setdefault(event["index"], set()).add(event["term"])
+    assert len(applied) > 100
+    assert all(len(terms) == 1 for terms in applied.values())
+
+
+def test_crash_and_restart_appear_in_the_story(capsys: pytest.CaptureFixture[str]) -> None:
+    """Scheduled faults are narrated at their virtual times."""
+    code, out, _ = run(capsys, "run", "--nodes", "3", "--seed", "2", "--duration", "10", "--crash", "n1:3",
+                       "--restart", "n1:6")
+    assert code == 0
+    assert "t=   3.000s  n1 crashes" in out
+    assert "t=   6.000s  n1 restarts from its stores" in out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["run", "--nodes", "0"], "must be at least 1"),
+    (["run", "--nodes", "three"], "is not a whole number"),
+    (["run", "--loss", "1.5"], "must be at least 0 and below 1"),
+    (["run", "--duration", "-1"], "cannot be negative"),
+    (["run", "--crash", "n9:3"], "no node 'n9'"),
+    (["run", "--crash", "n1"], "expects NODE:AT"),
+    (["run", "--crash", "n1:soon"], "is not a number of seconds"),
+    (["run", "--duration", "10", "--crash", "n1:30"], "between 0 and the duration"),
+    (["run", "--restart", "n1:3"], "is not crashed then"),
+    (["run", "--crash", "n1:3", "--crash", "n1:4"], "already crashed"),
+    (["fly"], "invalid choice"),
+    ([], "required"),
+])
+def test_bad_arguments_exit_2_with_a_clear_message(capsys: pytest.CaptureFixture[str], args: list[str],
+                                                   message: str) -> None:
+    """A wrong argument prints what is wrong and exits with status 2."""
+    code, _, err = run(capsys, *args)
+    assert code == 2
+    assert message in err
