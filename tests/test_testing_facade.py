@@ -1,0 +1,119 @@
+"""The synchronous facade of raft.testing: driving, faults, and errors that reach the user."""
+
+from __future__ import annotations
+
+import asyncio
+
+import pytest
+
+from raft.state import RaftState
+from raft.testing import Cluster, SimulationError
+
+
+def test_facade_works_inside_a_running_event_loop() -> None:
+    """Inside a running asyncio loop (as in a Jupyter notebook) the facade still drives the cluster."""
+
+    async def notebook_cell() -> str | None:
+        c = Cluster(3, seed=4)
+        c.run_until(lambda c: c.leader() is not None)
+        leader = c.leader()
+        c.close()
+        return leader
+
+    assert asyncio.run(notebook_cell()) is not None
+
+
+def test_crash_keeps_stores_and_restart_recovers_them() -> None:
+    """A crash loses volatile state only: after restart, term, vote and log are back and it rejoins."""
+    c = Cluster(3, seed=2)
+    leader = c.wait_leader()
+    c.apply(b"one")
+    follower = c.followers()[0]
+    term, last = c.node(follower).current_term(), c.node(follower).last_index()
+    c.crash(follower)
+    assert not c.is_up(follower)
+    with pytest.raises(RuntimeError, match="is crashed"):
+        c.node(follower)
+    restarted = c.restart(follower)
+    assert restarted.current_term() == term and restarted.last_index() == last
+    assert restarted.commit_index() == 0 and c.fsm(follower).logs == [], "volatile state starts empty"
+    c.run_until(lambda c: c.fsm(follower).logs == [b"one"])
+    assert c.leader() == leader
+    c.close()
+
+
+def test_step_stops_at_the_next_event() -> None:
+    """step() returns as soon as something happens, with the new events."""
+    c = Cluster(3, seed=1)
+    events = c.step()
+    assert events and all(e.t == events[0].t for e in events)
+    c.close()
+
+
+def test_run_until_gives_up_with_the_seed_in_the_message() -> None:
+    """A condition that never holds raises TimeoutError naming the seed, after the virtual timeout."""
+    c = Cluster(3, seed=9)
+    with pytest.raises(TimeoutError, match="seed=9"):
+        c.run_until(lambda c: False, timeout=2)
+    assert c.now == pytest.approx(2)
+    c.close()
+
+
+def test_a_bug_inside_the_simulation_surfaces_as_simulation_error() -> None:
+    """An exception in a node's task stops the run and is raised with its traceback."""
+    c = Cluster(1, seed=1)
+    c.wait_leader()
+    node = c.node("n1")
+
+    def broken(*args: object) -> None:
+        raise ZeroDivisionError("boom")
+
+    node.dispatch_logs = broken  # type: ignore[method-assign]
+    node.apply(b"x")
+    with pytest.raises(SimulationError, match="ZeroDivisionError: boom"):
+        c.run_for(1)
+
+
+def test_partition_isolates_a_minority_and_heal_reunites() -> None:
+    """Nodes in a minority partition cannot elect; after heal all follow one leader."""
+    c = Cluster(5, seed=3)
+    leader = c.wait_leader()
+    minority = [leader, c.followers()[0]]
+    c.partition(minority)
+    c.run_until(lambda c: c.leader() not in (None, leader))
+    assert c.node(leader).state() != RaftState.Leader
+    c.heal()
+    new_leader = c.wait_leader()
+    c.ensure_leader(new_leader)
+    assert [e for e in c.events if e.kind == "partition"]
+    c.close()
+
+
+def test_one_way_cut_is_visible_as_drops() -> None:
+    """cut(a, b) loses a's messages to b and records each loss as an rpc_drop event."""
+    c = Cluster(3, seed=6)
+    leader = c.wait_leader()
+    follower = c.followers()[0]
+    c.cut(leader, follower)
+    c.run_for(1)
+    drops = [e for e in c.events if e.kind == "rpc_drop" and e.node == leader and e["to"] == follower]
+    assert drops and all(e["reason"] == "partition" for e in drops)
+    c.close()
+
+
+def test_set_faults_rejects_nonsense() -> None:
+    """Network dials refuse values that make no sense, with a clear message."""
+    c = Cluster(3, seed=1)
+    with pytest.raises(ValueError, match="loss must be a probability"):
+        c.set_faults(loss=2)
+    with pytest.raises(ValueError, match="cannot be negative"):
+        c.set_faults(delay=-1)
+    c.close()
+
+
+def test_unknown_node_names_are_reported_clearly() -> None:
+    """Asking for a node that does not exist lists the ones that do."""
+    c = Cluster(2, seed=1)
+    with pytest.raises(KeyError, match="nodes are n1, n2"):
+        c.crash("n7")
+    c.close()
