@@ -32,8 +32,8 @@ def idle_speed(virtual_seconds: float = 60.0) -> float:
     return virtual_seconds / elapsed
 
 
-def failover(seed: int) -> tuple[float, bool]:
-    """(seconds to a new leader after crashing the old one, whether the first candidate won)."""
+def failover(seed: int) -> tuple[float, int]:
+    """(seconds to a new leader after crashing the old one, the winner's rank among candidates: 1 = first)."""
     cluster = Cluster(5, seed=seed)
     cluster.run_until(lambda c: c.leader() is not None)
     cluster.run_for(3)
@@ -52,7 +52,8 @@ def failover(seed: int) -> tuple[float, bool]:
     new = cluster.leader()
     elapsed = cluster.now - crashed_at
     cluster.close()
-    return elapsed, bool(candidates) and candidates[0] == new
+    order = list(dict.fromkeys(candidates))  # distinct candidates in the order they stood
+    return elapsed, order.index(new) + 1 if new in order else 0
 
 
 def percentile(values: list[float], p: float) -> float:
@@ -73,15 +74,19 @@ def main() -> None:
     started = time.perf_counter()
     results = [failover(seed) for seed in range(args.seeds)]
     times = [t for t, _ in results]
-    first_wins = sum(1 for _, won in results if won) / len(results)
+    ranks = [rank for _, rank in results]
+    first_wins = ranks.count(1) / len(ranks)
     print(f"leader crash -> new leader, {args.seeds} seeds (5 nodes, HeartbeatTimeout 1s, pre-vote on):")
     print(f"  p50 {percentile(times, 50):.3f} s   p99 {percentile(times, 99):.3f} s   "
           f"min {min(times):.3f} s   max {max(times):.3f} s   mean {statistics.mean(times):.3f} s")
     print(f"  elections won by the first candidate: {first_wins:.1%}")
+    shares = ", ".join(f"#{rank}: {ranks.count(rank) / len(ranks):.0%}" for rank in sorted(set(ranks)))
+    print(f"  winner's rank among the nodes that stood, in order of standing: {shares}")
     print(f"  (wall time for the {args.seeds} runs: {time.perf_counter() - started:.1f} s)")
     if args.json:
         with open(args.json, "w", encoding="utf-8") as out:
-            json.dump({"idle_speed": speed, "failover_seconds": times, "first_candidate_wins": first_wins}, out)
+            json.dump({"idle_speed": speed, "failover_seconds": times, "first_candidate_wins": first_wins,
+                       "winner_rank": ranks}, out)
 
 
 if __name__ == "__main__":

@@ -28,7 +28,9 @@ instead of being refused by the transport.
 
 from __future__ import annotations
 
+import asyncio
 import io
+import itertools
 import random
 import traceback
 from collections.abc import Callable, Coroutine, Iterable
@@ -137,6 +139,32 @@ class ApplyResult:
     response: Any
 
 
+@dataclass(frozen=True)
+class Intervention:
+    """One thing done to a running simulation, and exactly when.
+
+    ``position`` counts the loop callbacks that had run (``callbacks_run``),
+    so a replay can stop at the very same point between two callbacks; ``t``
+    is the virtual time, for people.
+    """
+
+    position: int
+    t: float
+    action: str
+    args: dict[str, Any]
+
+    def to_dict(self) -> dict[str, Any]:
+        return {"position": self.position, "t": self.t, "action": self.action, "args": self.args}
+
+
+RECORDING_VERSION = 1
+# Config fields a recording may set (all plain numbers or booleans).
+RECORDABLE_CONFIG = ("heartbeat_timeout", "election_timeout", "commit_timeout", "max_append_entries",
+                     "batch_apply_ch", "shutdown_on_remove", "trailing_logs", "snapshot_interval",
+                     "snapshot_threshold", "leader_lease_timeout", "pre_vote_disabled")
+RECORDABLE_FAULTS = ("delay", "jitter", "loss", "duplicate", "reorder", "reorder_delay")
+
+
 def inmem_config(local_id: str) -> Config:
     """Short timeouts for fast tests (Mirrors: testing.go inmemConfig)."""
     return Config(local_id=local_id, heartbeat_timeout=0.050, election_timeout=0.050,
@@ -165,6 +193,13 @@ class Cluster:
         self.fsm_factory = fsm_factory
         self.handles: dict[str, NodeHandle] = {}
         self._failure: str | None = None
+        self._building = True
+        self.interventions: list[Intervention] = []
+        self.params: dict[str, Any] = {
+            "nodes": list(ids), "seed": seed, "bootstrap": bootstrap,
+            "config": {name: getattr(self.config_template, name) for name in RECORDABLE_CONFIG},
+            "faults": {name: getattr(self.network.faults, name) for name in RECORDABLE_FAULTS},
+        }
         for node_id in ids:
             self._add_handle(node_id)
         self.full_connect()
@@ -173,6 +208,7 @@ class Cluster:
             for handle in self.handles.values():
                 bootstrap_cluster(self.config_for(handle.id), handle.store, handle.store, handle.snapshots,
                                   handle.transport, configuration)
+        self._building = False
         if start:
             self.start()
 
@@ -351,6 +387,7 @@ class Cluster:
         raft = handle.raft
         if raft is None:
             raise RuntimeError(f"node {node_id} is already crashed")
+        self._record("crash", node=node_id)
         self.events.emit(node_id, "crash", "Cluster.crash", term=raft.current_term(), state=str(raft.state()).lower())
         raft.events.log = None  # a dead node says nothing more
         raft.routines_group.cancel_all()
@@ -362,6 +399,7 @@ class Cluster:
         handle = self._handle(node_id)
         if handle.raft is not None:
             raise RuntimeError(f"node {node_id} is running; crash it first")
+        self._record("restart", node=node_id)
         handle.incarnation += 1
         handle.fsm = self.fsm_factory()  # the state machine is rebuilt from the log
         handle.transport.reopen()
@@ -373,6 +411,8 @@ class Cluster:
 
     def full_connect(self) -> None:
         """Connect every transport to every other and heal all cuts (Mirrors: FullyConnect)."""
+        if not self._building:
+            self._record("heal")
         for a in self.handles.values():
             for b in self.handles.values():
                 if a is not b:
@@ -391,31 +431,112 @@ class Cluster:
         others = [i for i in self.handles if i != node_id]
         self.partition([node_id], others)
 
-    def partition(self, *groups: Iterable[str]) -> None:
+    def restore_link(self, src: str, dst: str) -> None:
+        """Undo ``cut(src, dst)``."""
+        self._handle(src), self._handle(dst)
+        self._record("restore_link", src=src, dst=dst)
+        self.network.restore(src, dst)
+        self.events.emit("*", "partition", "Cluster.restore_link", restored=[src, dst])
+
+    def submit(self, command: bytes, node_id: str | None = None) -> Any:
+        """Send a client command to ``node_id`` (default: the leader) without waiting; returns its future."""
+        target = node_id or self.leader()
+        if target is None:
+            raise RuntimeError("no leader to send the command to")
+        self._record("submit", node=target, command=command.decode("utf-8", "replace"))
+        self.events.emit("client", "client_request", "Cluster.submit", to=target,
+                         command=command.decode("utf-8", "replace"))
+        return self.node(target).apply(command)
+
+    def force_timeout(self, node_id: str) -> None:
+        """Make a follower act as if it had not heard from a leader for a whole timeout."""
+        raft = self.node(node_id)
+        if raft.state() != RaftState.Follower:
+            raise RuntimeError(f"{node_id} is a {raft.state()}, only a follower can be timed out")
+        self._record("force_timeout", node=node_id)
+        raft._last_contact = None
+        raft.leader_addr = raft.leader_id = ""
+        raft.follower_notify_ch.try_send(True)  # the follower loop re-checks at once
+
+    def drop_message(self, flight_id: int) -> bool:
+        """Lose one message in flight (see ``network.in_flight``)."""
+        self._record("drop_message", flight=flight_id)
+        return self.network.drop(flight_id)
+
+    def duplicate_message(self, flight_id: int) -> int | None:
+        """Deliver one more copy of a message in flight."""
+        self._record("duplicate_message", flight=flight_id)
+        return self.network.duplicate(flight_id)
+
+    # -- recording and replaying a run ------------------------------------------------------
+
+    def _position_reached(self, position: int) -> Callable[[], bool]:
+        return lambda: self.loop.callbacks_run >= position
+
+    def _record(self, action: str, **args: Any) -> None:
+        self.interventions.append(Intervention(self.loop.callbacks_run, self.now, action, args))
+
+    def export_run(self) -> dict[str, Any]:
+        """Everything needed to replay this run exactly: parameters and interventions."""
+        return {"version": RECORDING_VERSION, "params": self.params, "now": self.now,
+                "interventions": [i.to_dict() for i in self.interventions]}
+
+    @classmethod
+    def import_run(cls, data: Any, until: float | None = None) -> Cluster:
+        """Rebuild a run from ``export_run`` data, replaying it up to its end (or virtual time ``until``).
+
+        Raises ``ValueError`` with a clear message if the data is malformed.
+        """
+        params, interventions, end = _parse_recording(data)
+        config = Config(**params["config"])
+        cluster = cls(params["nodes"], params["seed"], config=config, bootstrap=params["bootstrap"],
+                      faults=LinkFaults(**params["faults"]))
+        stop_at = end if until is None else min(until, end)
+        for step in interventions:
+            if step.t > stop_at:
+                break
+            cluster._drive(cluster._position_reached(step.position), None)
+            if cluster.now < step.t:
+                # The original paused here later, after time passed with no callbacks.
+                cluster._drive(None, step.t)
+            if cluster.loop.callbacks_run != step.position or cluster.now != step.t:
+                raise ValueError(f"recording does not replay: intervention {step.action} expected at position "
+                                 f"{step.position}, t={step.t}; the replay reached {cluster.loop.callbacks_run}, "
+                                 f"t={cluster.now}")
+            getattr(cluster, _REPLAY_METHODS[step.action])(**_replay_args(step))
+        cluster.run_for(max(0.0, stop_at - cluster.now))
+        return cluster
+
+    def partition(self, *groups: Iterable[str], **kwargs: Any) -> None:
         """Split the network: nodes talk only within their group.
 
         ``partition(["n1", "n2"])`` separates n1 and n2 from everyone else
         (Mirrors: Partition(far)); ``partition(["n1"], ["n2", "n3"], ["n4"])`` makes three groups.
         """
-        group_list = [list(g) for g in groups]
+        group_list = [list(g) for g in (*groups, *kwargs.pop("groups", []))]
+        if kwargs:
+            raise TypeError(f"unexpected arguments {sorted(kwargs)}")
         for group in group_list:
             for node_id in group:
                 self._handle(node_id)
         if len(group_list) == 1:
             rest = [i for i in self.handles if i not in group_list[0]]
             group_list.append(rest)
+        self._record("partition", groups=group_list)
         self.network.partition(group_list)
         self.events.emit("*", "partition", "Cluster.partition", groups=group_list)
 
     def cut(self, src: str, dst: str) -> None:
         """Lose every message from ``src`` to ``dst`` (one way)."""
         self._handle(src), self._handle(dst)
+        self._record("cut", src=src, dst=dst)
         self.network.cut(src, dst)
         self.events.emit("*", "partition", "Cluster.cut", cut=[src, dst])
 
     def set_faults(self, **changes: Any) -> None:
         """Change the network's faults, e.g. ``set_faults(loss=0.1, delay=0.005)``."""
         self.network.update_faults(**changes)
+        self._record("set_faults", **changes)
         faults = self.network.faults
         self.events.emit("*", "network", "Cluster.set_faults", loss=faults.loss, delay=faults.delay,
                          jitter=faults.jitter, duplicate=faults.duplicate, reorder=faults.reorder)
@@ -482,10 +603,33 @@ class Cluster:
                        f"{count} commands replicated")
 
     def close(self) -> None:
-        """Shut every node down and wait for their tasks (Mirrors: Close)."""
+        """Shut every node down and wait for their tasks (Mirrors: Close).
+
+        Safe to call more than once. Anything else still running on the loop
+        (a client task, a message in flight) is cancelled. The cluster can
+        still be inspected afterwards; ``dispose`` also releases the loop.
+        """
+        if self.loop.is_closed():
+            return
         futures = [raft.shutdown() for raft in self.rafts()]
         for future in futures:
             self.run_coro(future.error(), timeout=60)
+        pending = [task for task in asyncio.all_tasks(self.loop) if not task.done()]
+        for task in pending:
+            task.cancel()
+        if pending:
+            self._drive(lambda: all(task.done() for task in pending), self.now + 60)
+
+    def dispose(self) -> None:
+        """``close`` and release the event loop; the cluster cannot run again."""
+        self.close()
+        self.loop.close()
+
+    def __enter__(self) -> Cluster:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.dispose()
 
     def trace(self) -> str:
         """The event stream as JSON Lines."""
@@ -502,3 +646,58 @@ def make_cluster(n: int, conf: Config | None = None, *, seed: int = 0, **options
 def make_cluster_no_bootstrap(n: int, conf: Config | None = None, *, seed: int = 0, **options: Any) -> Cluster:
     """``n`` connected nodes without a configuration (Mirrors: MakeClusterNoBootstrap)."""
     return Cluster(n, seed, config=conf, bootstrap=False, **options)
+
+
+_REPLAY_METHODS = {
+    "crash": "crash", "restart": "restart", "heal": "heal", "partition": "partition", "cut": "cut",
+    "restore_link": "restore_link", "set_faults": "set_faults", "submit": "submit",
+    "force_timeout": "force_timeout", "drop_message": "drop_message", "duplicate_message": "duplicate_message",
+}
+
+
+def _replay_args(step: Intervention) -> dict[str, Any]:
+    args = dict(step.args)
+    if step.action == "partition":
+        return {"groups": args["groups"]}
+    if step.action == "submit":
+        return {"command": str(args["command"]).encode(), "node_id": args["node"]}
+    if step.action in ("crash", "restart", "force_timeout"):
+        return {"node_id": args["node"]}
+    if step.action in ("drop_message", "duplicate_message"):
+        return {"flight_id": args["flight"]}
+    return args
+
+
+def _parse_recording(data: Any) -> tuple[dict[str, Any], list[Intervention], float]:
+    if not isinstance(data, dict) or data.get("version") != RECORDING_VERSION:
+        raise ValueError(f"not a raft-textbook recording (expected version {RECORDING_VERSION})")
+    params = data.get("params")
+    if not isinstance(params, dict):
+        raise ValueError("recording has no params")
+    nodes = params.get("nodes")
+    if not isinstance(nodes, list) or not nodes or not all(isinstance(n, str) and n for n in nodes):
+        raise ValueError("params.nodes must be a non-empty list of node names")
+    if not isinstance(params.get("seed"), int) or not isinstance(params.get("bootstrap"), bool):
+        raise ValueError("params.seed must be an integer and params.bootstrap a boolean")
+    for key, allowed in (("config", RECORDABLE_CONFIG), ("faults", RECORDABLE_FAULTS)):
+        section = params.get(key)
+        if not isinstance(section, dict) or not set(section) <= set(allowed):
+            raise ValueError(f"params.{key} must be an object with keys among {', '.join(allowed)}")
+        if not all(isinstance(v, (int, float)) for v in section.values()):
+            raise ValueError(f"params.{key} values must be numbers or booleans")
+    end = data.get("now")
+    if not isinstance(end, (int, float)) or end < 0:
+        raise ValueError("recording has no valid end time ('now')")
+    raw = data.get("interventions")
+    if not isinstance(raw, list):
+        raise ValueError("recording has no interventions list")
+    steps = []
+    for item in raw:
+        if (not isinstance(item, dict) or item.get("action") not in _REPLAY_METHODS
+                or not isinstance(item.get("position"), int) or not isinstance(item.get("t"), (int, float))
+                or not isinstance(item.get("args"), dict)):
+            raise ValueError(f"malformed intervention: {item!r:.100}")
+        steps.append(Intervention(item["position"], float(item["t"]), item["action"], item["args"]))
+    if any(a.position > b.position for a, b in itertools.pairwise(steps)):
+        raise ValueError("interventions must be in the order they happened")
+    return {**params, "nodes": nodes}, steps, float(end)

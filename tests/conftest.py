@@ -22,6 +22,4 @@ def make() -> Iterator[Callable[..., Cluster]]:
 
     yield factory
     for cluster in built:
-        if cluster.rafts() and not all(r.shutdown_flag for r in cluster.rafts()):
-            cluster.close()
-        cluster.loop.close()
+        cluster.dispose()

@@ -141,6 +141,9 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         self._leftover = 0  # callbacks of a paused iteration that have not run yet
         # Checked after every callback while set: returning True pauses the loop.
         self.pause_when: Callable[[], bool] | None = None
+        # Callbacks run so far, not counting request_pause itself: a position in
+        # the run that a replay can stop at exactly (see raft.testing).
+        self.callbacks_run = 0
         self._clock_resolution = 1e-9
 
     # -- the clock ----------------------------------------------------------
@@ -207,6 +210,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             handle = ready.popleft()
             if not handle._cancelled:
                 handle._run()
+                if handle._callback != self.request_pause:
+                    self.callbacks_run += 1
                 if self.pause_when is not None and self.pause_when():
                     self.request_pause()
             if self._pause_requested:

@@ -157,7 +157,8 @@ class SimNetwork:
         elif faults.loss > 0 and self.rng.random() < faults.loss:
             reason = "loss"
         if reason is not None:
-            self._emit(src, "rpc_drop", "SimNetwork.send", id=rpc_id, rpc=rpc, dir=dir, to=dst, reason=reason)
+            self._emit(src, "rpc_drop", "SimNetwork.send", id=rpc_id, rpc=rpc, dir=dir, **{"from": src}, to=dst,
+                       reason=reason)
             return reason
         copies = 2 if faults.duplicate > 0 and self.rng.random() < faults.duplicate else 1
         fields: dict[str, Any] = {"id": rpc_id, "rpc": rpc, "dir": dir, "to": dst, "copies": copies}
@@ -207,7 +208,7 @@ class SimNetwork:
         assert flight.handle is not None
         flight.handle.cancel()
         self._emit(flight.src, "rpc_drop", "SimNetwork.drop", id=flight.id, rpc=flight.rpc, dir=flight.dir,
-                   to=flight.dst, reason="dropped by user")
+                   **{"from": flight.src}, to=flight.dst, reason="dropped by user")
         return True
 
     def duplicate(self, flight_id: int) -> int | None:
