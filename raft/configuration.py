@@ -216,6 +216,7 @@ def configuration_from_dict(data: Any) -> Configuration:
         suffrage, server_id, address = item.get("suffrage"), item.get("id"), item.get("address")
         if (
             not isinstance(suffrage, int)
+            or isinstance(suffrage, bool)
             or suffrage not in tuple(ServerSuffrage)
             or not isinstance(server_id, str)
             or not isinstance(address, str)

@@ -58,8 +58,8 @@ class InmemTransport:
     """Transport for nodes in one process (Mirrors: InmemTransport).
 
     Differs: ``set_heartbeat_handler`` is ignored, as in Go. The optional
-    ``network`` adds the simulator's faults. ``down`` marks a crashed node:
-    it receives nothing until ``reopen``.
+    ``network`` adds the simulator's faults; the network's ``down`` table
+    marks a crashed node, and ``reopen`` gives it an empty inbox on restart.
     """
 
     def __init__(self, addr: str, timeout: float = DEFAULT_TIMEOUT, network: SimNetwork | None = None) -> None:

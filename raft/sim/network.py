@@ -219,6 +219,8 @@ class SimNetwork:
         loop = asyncio.get_event_loop()
         copy = replace(flight, arrives_at=loop.time() + self._delay(self.faults_for(flight.src, flight.dst)),
                        handle=None)
+        self._emit(flight.src, "rpc_send", "SimNetwork.duplicate", id=flight.id, rpc=flight.rpc, dir=flight.dir,
+                   to=flight.dst, copies=1, reason="duplicated by user")
         return self._launch(copy, loop)
 
     def _emit(self, node: str, kind: str, func: str, **fields: Any) -> None:
