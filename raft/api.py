@@ -9,7 +9,7 @@ Creating a node::
     r = new_raft(config, fsm, log_store, stable_store, snapshot_store, transport)
 
 starts three tasks on the running event loop: ``run`` (the protocol),
-``run_fsm`` (applies committed entries) and, with Core III, ``run_snapshots``.
+``run_fsm`` (applies committed entries) and ``run_snapshots``.
 Client calls such as ``apply`` return at once with a future; ``await
 future.error()`` waits for the outcome, as Go's ``Error()`` blocks.
 """
@@ -19,7 +19,8 @@ from __future__ import annotations
 import asyncio
 import logging
 import random
-from typing import Any
+from dataclasses import replace
+from typing import Any, BinaryIO
 
 from raft.config import (
     Config,
@@ -51,12 +52,15 @@ from raft.future import (
     BootstrapFuture,
     ConfigurationChangeFuture,
     ConfigurationsFuture,
+    DeferError,
     ErrorFuture,
     LeadershipTransferFuture,
     LogFuture,
     ReqSnapshotFuture,
     RestoreFuture,
     ShutdownFuture,
+    UserRestoreFuture,
+    UserSnapshotFuture,
     VerifyFuture,
 )
 from raft.log import Log, LogStore, LogType
@@ -64,7 +68,7 @@ from raft.observer import Observer, ObserverMixin
 from raft.raft import KEY_CURRENT_TERM, LeaderState, RaftLoops
 from raft.replication import Replication
 from raft.runtime.channels import Chan, select
-from raft.snapshot import SnapshotStore
+from raft.snapshot import SnapshotMeta, SnapshotRunner, SnapshotStore
 from raft.stable import StableStore
 from raft.state import RaftState, RaftStateVars
 from raft.transport import RPC, Transport, WithPreVote
@@ -108,6 +112,80 @@ def has_existing_state(logs: LogStore, stable: StableStore, snaps: SnapshotStore
     return len(snaps.list()) > 0
 
 
+def recover_cluster(config: Config, fsm: FSM, logs: LogStore, stable: StableStore, snaps: SnapshotStore,
+                    trans: Transport, configuration: Configuration) -> None:
+    """Force a new configuration on a stopped server after the cluster lost its quorum.
+
+    Mirrors: api.go RecoverCluster.
+
+    Manual disaster recovery: the server's state (newest usable snapshot
+    plus every command in its log) is folded into a new snapshot that
+    carries ``configuration``, and the log is deleted. Run it on every
+    surviving server with the same configuration, then start them.
+
+    Warning: this treats every entry in the log as committed, which may
+    commit entries that were never acknowledged to a client.
+    """
+    validate_config(config)
+    check_configuration(configuration)
+    if not has_existing_state(logs, stable, snaps):
+        raise RaftError("refused to recover cluster with no initial state, this is probably an operator error")
+    snapshots = snaps.list()
+    snapshot_index = snapshot_term = 0
+    logger = config.get_or_create_logger()
+    for meta in snapshots:
+        try:
+            _, source = snaps.open(meta.id)
+        except RaftError as err:
+            logger.error("recover: cannot open snapshot %s: %s", meta.id, err)
+            continue
+        try:
+            fsm.restore(source)
+        except Exception as err:  # the application could not read this snapshot
+            logger.error("recover: cannot restore snapshot %s: %s", meta.id, err)
+            continue
+        finally:
+            source.close()
+        snapshot_index, snapshot_term = meta.index, meta.term
+        break
+    if snapshots and snapshot_index == 0:
+        raise StoreError("failed to restore any of the available snapshots")
+    last_index, last_term = snapshot_index, snapshot_term
+    last_log_index = logs.last_index()
+    for index in range(snapshot_index + 1, last_log_index + 1):
+        entry = logs.get_log(index)
+        if entry.type == LogType.LogCommand:
+            fsm.apply(entry)
+        last_index, last_term = entry.index, entry.term
+    fsm_snapshot = fsm.snapshot()
+    sink = snaps.create(1, last_index, last_term, configuration, 1, trans)
+    try:
+        fsm_snapshot.persist(sink)
+    except Exception as err:  # the application could not write its state
+        sink.cancel()
+        raise StoreError(f"failed to persist snapshot: {err}") from err
+    finally:
+        fsm_snapshot.release()
+    sink.close()
+    first_log_index = logs.first_index()
+    if last_log_index > 0:
+        logs.delete_range(first_log_index, last_log_index)
+
+
+def get_configuration(config: Config, fsm: FSM, logs: LogStore, stable: StableStore, snaps: SnapshotStore,
+                      trans: Transport) -> Configuration:
+    """The latest configuration in a stopped server's stores (Mirrors: api.go GetConfiguration)."""
+    from raft.runtime.virtual_loop import VirtualTimeLoop
+
+    conf = replace(config, skip_startup=True)
+    clock_only = VirtualTimeLoop()  # the node is never started; it only needs a clock
+    try:
+        node = Raft(conf, fsm, logs, stable, snaps, trans, loop=clock_only)
+        return node.get_configuration().configuration()
+    finally:
+        clock_only.close()
+
+
 def new_raft(config: Config, fsm: FSM, logs: LogStore, stable: StableStore, snaps: SnapshotStore,
              trans: Transport, *, events: EventLog | None = None, rng: random.Random | None = None,
              loop: asyncio.AbstractEventLoop | None = None) -> Raft:
@@ -120,7 +198,7 @@ def new_raft(config: Config, fsm: FSM, logs: LogStore, stable: StableStore, snap
     return Raft(config, fsm, logs, stable, snaps, trans, events=events, rng=rng, loop=loop)
 
 
-class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, ObserverMixin):
+class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, ObserverMixin):
     """One Raft server (Mirrors: api.go Raft).
 
     The methods come from several modules, as in Go: raft.py (the loops and
@@ -150,8 +228,8 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, ObserverMixin):
     configuration_change_ch: Chan[ConfigurationChangeFuture]
     rpc_ch: Chan[RPC]  # requests from peers, from the transport
     shutdown_ch: Chan[bool]  # closed on shutdown; every loop selects on it
-    user_snapshot_ch: Chan[Any]
-    user_restore_ch: Chan[Any]
+    user_snapshot_ch: Chan[UserSnapshotFuture]
+    user_restore_ch: Chan[UserRestoreFuture]
     verify_ch: Chan[VerifyFuture]
     configurations_ch: Chan[ConfigurationsFuture]
     bootstrap_ch: Chan[BootstrapFuture]
@@ -178,7 +256,7 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, ObserverMixin):
                  trans: Transport, *, events: EventLog | None = None, rng: random.Random | None = None,
                  loop: asyncio.AbstractEventLoop | None = None) -> None:
         validate_config(config)
-        self.loop = loop or asyncio.get_running_loop()
+        self.loop = loop or _running_loop(config.skip_startup)
         super().__init__(task_group_name=config.local_id)
         self.routines_group.loop = self.loop
         self.rng = rng or random.Random()
@@ -204,8 +282,8 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, ObserverMixin):
         self.configuration_change_ch: Chan[ConfigurationChangeFuture] = Chan(0, name="configurationChange")
         self.rpc_ch: Chan[RPC] = trans.consumer()
         self.shutdown_ch: Chan[bool] = Chan(0, name="shutdown")
-        self.user_snapshot_ch: Chan[Any] = Chan(0, name="userSnapshot")
-        self.user_restore_ch: Chan[Any] = Chan(0, name="userRestore")
+        self.user_snapshot_ch: Chan[UserSnapshotFuture] = Chan(0, name="userSnapshot")
+        self.user_restore_ch: Chan[UserRestoreFuture] = Chan(0, name="userRestore")
         self.verify_ch: Chan[VerifyFuture] = Chan(64, name="verify")
         self.configurations_ch: Chan[ConfigurationsFuture] = Chan(8, name="configurations")
         self.bootstrap_ch: Chan[BootstrapFuture] = Chan(0, name="bootstrap")
@@ -234,6 +312,7 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, ObserverMixin):
             return
         self.go_func(self.run(), "run")
         self.go_func(self.run_fsm(), "run_fsm")
+        self.go_func(self.run_snapshots(), "run_snapshots")
 
     def _restore_from_stores(self) -> None:
         """Load term, last entry, snapshot and configuration from the stores (part of NewRaft).
@@ -245,8 +324,7 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, ObserverMixin):
         last_index = self.logs.last_index()
         last_log = self.logs.get_log(last_index) if last_index > 0 else Log()
         self.set_last_log(last_log.index, last_log.term)
-        if self.snapshots.list():
-            raise RaftError("starting from a snapshot is not implemented yet (Core III)")
+        self.restore_snapshot()
         snapshot_index, _ = self.get_last_snapshot()
         for index in range(snapshot_index + 1, last_log.index + 1):
             self.process_configuration_log_entry(self.logs.get_log(index))
@@ -254,6 +332,52 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, ObserverMixin):
                          self.configurations.latest.servers)
         self.events.emit("state", "new_raft", state="follower", term=self._current_term,
                          reason=f"started with {last_log.index} log entries")
+
+    def restore_snapshot(self) -> None:
+        """Load the newest snapshot that opens and restores cleanly (Mirrors: restoreSnapshot).
+
+        Paper: §7. A damaged snapshot (bad checksum, truncated file, a
+        restore that fails) is skipped with a logged reason and the next
+        older one is tried; if there are snapshots but none works, starting
+        would silently lose state, so we refuse.
+        """
+        snapshots = self.snapshots.list()
+        for meta in snapshots:
+            if not self.try_restore_single_snapshot(meta):
+                continue
+            self.set_last_applied(meta.index)
+            self.set_last_snapshot(meta.index, meta.term)
+            self.set_committed_configuration(meta.configuration, meta.configuration_index)
+            self.set_latest_configuration(meta.configuration, meta.configuration_index)
+            if meta.index > self.get_commit_index():
+                self.set_commit_index(meta.index, "restore_snapshot")
+            self.events.emit("snapshot_restored", "restore_snapshot", index=meta.index, term=meta.term,
+                             id=meta.id, reason="start-up")
+            return
+        if snapshots:
+            raise StoreError("failed to load any existing snapshots")
+
+    def try_restore_single_snapshot(self, meta: SnapshotMeta) -> bool:
+        """Restore the FSM from one snapshot; False, with a logged reason, if that fails.
+
+        Mirrors: api.go tryRestoreSingleSnapshot.
+        """
+        if self.conf.no_snapshot_restore_on_start:
+            return True
+        try:
+            _, source = self.snapshots.open(meta.id)
+        except RaftError as err:
+            self.logger.error("failed to open snapshot %s, trying an older one: %s", meta.id, err)
+            return False
+        try:
+            self.fsm.restore(source)
+        except Exception as err:  # the application's restore failed on this data
+            self.logger.error("failed to restore snapshot %s, trying an older one: %s", meta.id, err)
+            return False
+        finally:
+            source.close()
+        self.logger.info("restored from snapshot %s", meta.id)
+        return True
 
     # -- small helpers ----------------------------------------------------------------
 
@@ -398,11 +522,42 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, ObserverMixin):
             return ShutdownFuture(self)
         return ShutdownFuture(None)
 
-    def snapshot(self) -> ErrorFuture:
-        """Take a user snapshot (Mirrors: Snapshot). Arrives with Core III."""
+    def snapshot(self) -> UserSnapshotFuture:
+        """Take a snapshot now; ``future.open()`` then reads it (Mirrors: Snapshot).
+
+        Answers ``ErrNothingNewToSnapshot`` if nothing has been applied since start.
+        """
+        future = UserSnapshotFuture(self.shutdown_ch)
         if self.shutdown_ch.closed:
-            return ErrorFuture(ErrRaftShutdown())
-        return ErrorFuture(RaftError("user snapshots are not implemented yet (Core III)"))
+            future.respond(ErrRaftShutdown())
+            return future
+        self.go_func(self._enqueue(self.user_snapshot_ch, future, 0), "snapshot")
+        return future
+
+    def restore(self, meta: SnapshotMeta, reader: BinaryIO, timeout: float = 0.0) -> DeferError:
+        """Replace the whole cluster's state with an external snapshot (Mirrors: Restore).
+
+        Leader only. The returned future resolves once the restore is done
+        *and* a no-op after it has committed, so a quorum holds the new state.
+        Differs: Go's Restore blocks and returns the error; here it is a future.
+        """
+        result = DeferError(self.shutdown_ch)
+        if self.shutdown_ch.closed:
+            result.respond(ErrRaftShutdown())
+            return result
+        self.go_func(self._restore(meta, reader, timeout, result), "restore")
+        return result
+
+    async def _restore(self, meta: SnapshotMeta, reader: BinaryIO, timeout: float, result: DeferError) -> None:
+        restore = UserRestoreFuture(meta, reader, self.shutdown_ch)
+        await self._enqueue(self.user_restore_ch, restore, timeout)
+        err = await restore.error()
+        if err is not None:
+            result.respond(err)
+            return
+        noop = LogFuture(Log(type=LogType.LogNoop), self.shutdown_ch)
+        await self._enqueue(self.apply_ch, noop, timeout)
+        result.respond(await noop.error())
 
     def leadership_transfer(self) -> LeadershipTransferFuture | ErrorFuture:
         """Hand leadership to the most up-to-date voter (Mirrors: LeadershipTransfer)."""
@@ -502,3 +657,12 @@ async def wait_for_leadership(r: Raft, timeout: float) -> bool:
                 return True
     finally:
         timer.stop()
+
+
+def _running_loop(optional: bool) -> asyncio.AbstractEventLoop:
+    """The running loop; a node that will never start may live without one."""
+    try:
+        return asyncio.get_running_loop()
+    except RuntimeError:
+        hint = " (a node built with skip_startup still needs a clock)" if optional else ""
+        raise RuntimeError(f"new_raft needs a running asyncio event loop, or pass loop={hint}") from None

@@ -100,12 +100,31 @@ class FSMRunner:
         while True:
             case, request = await select([self.fsm_mutate_ch, self.fsm_snapshot_ch, self.shutdown_ch], self.rng)
             if case is self.shutdown_ch:
+                self._fsm_drain_on_shutdown(state)
                 return
             if case is self.fsm_snapshot_ch:
                 self._fsm_snapshot(state, request)
             elif isinstance(request, RestoreFuture):
                 self._fsm_restore(state, request)
             else:
+                self._fsm_apply_batch(state, request)
+
+    def _fsm_drain_on_shutdown(self: Raft, state: _FSMProgress) -> None:
+        """Apply the committed batches already queued, so their callers get answers.
+
+        Differs: Go's runFSM returns at once and may leave such a future
+        unanswered; a leader removing itself would then never learn that its
+        own removal succeeded. Restores still queued are refused.
+        """
+        while True:
+            request, received = self.fsm_mutate_ch.try_recv()
+            if not received:
+                return
+            if isinstance(request, RestoreFuture):
+                from raft.errors import ErrRaftShutdown
+
+                request.respond(ErrRaftShutdown())
+            elif request is not None:
                 self._fsm_apply_batch(state, request)
 
     def _fsm_apply_batch(self: Raft, state: _FSMProgress, batch: list[CommitTuple]) -> None:

@@ -253,3 +253,27 @@ class ReqSnapshotFuture(DeferError):
         self.index = 0
         self.term = 0
         self.snapshot: Any = None  # an FSMSnapshot
+
+
+class UserSnapshotFuture(DeferError):
+    """Answers a user's snapshot request; ``open()`` then reads the snapshot (Mirrors: userSnapshotFuture)."""
+
+    def __init__(self, shutdown_ch: Chan[bool] | None = None) -> None:
+        super().__init__(shutdown_ch)
+        self.opener: Any = None  # set by run_snapshots: a callable returning (meta, reader)
+
+    def open(self) -> Any:
+        """(SnapshotMeta, reader) of the snapshot taken; usable once, after ``error()`` is None."""
+        if self.opener is None:
+            raise RaftError("no snapshot available")
+        opener, self.opener = self.opener, None
+        return opener()
+
+
+class UserRestoreFuture(DeferError):
+    """A user's request to restore an external snapshot on the leader (Mirrors: userRestoreFuture)."""
+
+    def __init__(self, meta: Any, reader: Any, shutdown_ch: Chan[bool] | None = None) -> None:
+        super().__init__(shutdown_ch)
+        self.meta = meta
+        self.reader = reader

@@ -18,9 +18,10 @@ are handed over at once. Either way every message is encoded and decoded
 from __future__ import annotations
 
 import asyncio
+import io
 import random
 from collections.abc import Callable
-from typing import Any
+from typing import Any, BinaryIO
 
 from raft.commands import (
     RPC_NAMES,
@@ -107,8 +108,10 @@ class InmemTransport:
         return resp
 
     async def install_snapshot(self, id: str, target: str, args: InstallSnapshotRequest,
-                               data: bytes) -> InstallSnapshotResponse:
-        resp = await self.make_rpc(target, args, bytes(data), 10 * self.timeout)
+                               data: BinaryIO) -> InstallSnapshotResponse:
+        """Send a snapshot: ``args.size`` bytes are read from ``data`` and streamed after the request."""
+        payload = data.read(args.size)
+        resp = await self.make_rpc(target, args, payload, 10 * self.timeout)
         assert isinstance(resp, InstallSnapshotResponse)
         return resp
 
@@ -185,12 +188,12 @@ class InmemTransport:
                                   deliver_response)
 
         def deliver_request(data: bytes) -> None:
-            rpc = RPC(decode_message(data), reply, reader)
+            rpc = RPC(decode_message(data), reply, io.BytesIO(reader) if reader is not None else None)
             if not peer.consumer_ch.try_send(rpc):
                 asyncio.get_event_loop().create_task(_enqueue(peer.consumer_ch, rpc, timeout))
 
         if self.network is None:
-            rpc = RPC(decode_message(request), reply, reader)
+            rpc = RPC(decode_message(request), reply, io.BytesIO(reader) if reader is not None else None)
             timer = Timer(timeout)
             case, _ = await select([Send(peer.consumer_ch, rpc), timer.c])
             timer.stop()

@@ -24,7 +24,7 @@ from __future__ import annotations
 
 from collections import deque
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, BinaryIO
 
 from raft.commands import (
     AppendEntriesRequest,
@@ -40,7 +40,7 @@ from raft.commands import (
     TimeoutNowResponse,
 )
 from raft.commitment import Commitment
-from raft.config import ProtocolVersionMax, ProtocolVersionMin
+from raft.config import ProtocolVersionMax, ProtocolVersionMin, SnapshotVersionMax, SnapshotVersionMin
 from raft.configuration import (
     Configuration,
     ServerSuffrage,
@@ -53,6 +53,7 @@ from raft.configuration import (
 )
 from raft.errors import (
     ConfigError,
+    ErrAbortedByRestore,
     ErrCantBootstrap,
     ErrLeadershipLost,
     ErrLeadershipTransferInProgress,
@@ -72,12 +73,14 @@ from raft.future import (
     DeferError,
     LeadershipTransferFuture,
     LogFuture,
+    RestoreFuture,
     VerifyFuture,
 )
 from raft.log import Log, LogType
 from raft.observer import LeaderObservation, PeerObservation
 from raft.runtime.channels import Chan, Send, select
 from raft.runtime.timers import Timer, after
+from raft.snapshot import SnapshotMeta
 from raft.state import RaftState
 from raft.transport import RPC, WithPreVote
 from raft.util import async_notify_ch, override_notify_bool, random_timeout
@@ -87,6 +90,7 @@ if TYPE_CHECKING:
     from raft.replication import FollowerReplication
 
 MIN_CHECK_INTERVAL = 0.010  # shortest wait between two leader-lease checks
+SNAPSHOT_CHUNK = 64 * 1024  # snapshot data is copied this many bytes at a time
 RPC_UNEXPECTED_COMMAND_ERROR = "unexpected command"
 
 # Keys of the durable variables in the StableStore (Figure 2: "Persistent state").
@@ -232,7 +236,7 @@ class RaftLoops:
                 heartbeat_timer, self.shutdown_ch,
             ], self.rng)
             if case is self.rpc_ch:
-                self.process_rpc(value)
+                await self.process_rpc(value)
             elif case is self.configurations_ch:
                 self._answer_configurations(value)
             elif case is self.bootstrap_ch:
@@ -349,7 +353,7 @@ class RaftLoops:
                     self.follower_notify_ch, election_timer, self.shutdown_ch,
                 ], self.rng)
                 if case is self.rpc_ch:
-                    self.process_rpc(value)
+                    await self.process_rpc(value)
                 elif case is prevote_ch:
                     if value.term > term:
                         # Figure 2, All Servers: a newer term means we are out of date.
@@ -565,7 +569,7 @@ class RaftLoops:
                     lease, self.leader_notify_ch, self.follower_notify_ch, self.shutdown_ch,
                 ], self.rng)
                 if case is self.rpc_ch:
-                    self.process_rpc(value)
+                    await self.process_rpc(value)
                 elif case is state.step_down:
                     self.set_state(RaftState.Follower, "a follower replied with a newer term", "leader_loop")
                 elif case is self.leadership_transfer_ch:
@@ -575,7 +579,9 @@ class RaftLoops:
                 elif case is self.verify_ch:
                     self._leader_verify(value)
                 elif case is self.user_restore_ch:
-                    value.respond(RaftError("user restore is not implemented yet (Core III)"))
+                    if self._refuse_during_transfer(value):
+                        continue
+                    value.respond(await self.restore_user_snapshot(value.meta, value.reader))
                 elif case is self.configurations_ch:
                     if self._refuse_during_transfer(value):
                         continue
@@ -633,6 +639,11 @@ class RaftLoops:
         if ready:
             self.process_logs(last_in_group, ready)
         if self._step_down_pending:
+            # Differs: answer our own removal now. It is committed, and once we
+            # shut down the FSM task could no longer deliver the answer.
+            for future in ready.values():
+                if isinstance(future, ConfigurationChangeFuture):
+                    future.respond(None)
             if self.config().shutdown_on_remove:
                 self.logger.info("removed ourself, shutting down")
                 self.shutdown()
@@ -936,8 +947,12 @@ class RaftLoops:
     # RPC handlers
     # ------------------------------------------------------------------
 
-    def process_rpc(self: Raft, rpc: RPC) -> None:
-        """Dispatch one incoming request to its handler (Mirrors: raft.go processRPC)."""
+    async def process_rpc(self: Raft, rpc: RPC) -> None:
+        """Dispatch one incoming request to its handler (Mirrors: raft.go processRPC).
+
+        Differs: a coroutine, because InstallSnapshot waits (as in Go, the
+        main loop blocks) for the FSM task to restore the snapshot.
+        """
         try:
             self.check_rpc_header(rpc)
         except RaftError as err:
@@ -951,7 +966,7 @@ class RaftLoops:
         elif isinstance(command, RequestPreVoteRequest):
             self.request_pre_vote(rpc, command)
         elif isinstance(command, InstallSnapshotRequest):
-            self.install_snapshot(rpc, command)
+            await self.install_snapshot(rpc, command)
         elif isinstance(command, TimeoutNowRequest):
             self.timeout_now(rpc, command)
         else:
@@ -1197,14 +1212,166 @@ class RaftLoops:
             return False, f"our log is longer ({last_index} > {req.last_log_index})"
         return True, "would vote: candidate's log is at least as up-to-date as ours"
 
-    def install_snapshot(self: Raft, rpc: RPC, req: InstallSnapshotRequest) -> None:
-        """Receive a snapshot from the leader (Core III; see the module docs).
+    async def install_snapshot(self: Raft, rpc: RPC, req: InstallSnapshotRequest) -> None:
+        """Replace our state with the leader's snapshot.
 
-        Paper:   Figure 13.
+        Paper:   Figure 13, InstallSnapshot RPC, "Receiver implementation"; §7.
         Mirrors: raft.go installSnapshot.
+        Differs: after restoring, we apply Figure 13's rules 6 and 7 to our
+        log (see ``_keep_or_discard_log``); hashicorp only compacts it, which
+        can leave a conflicting entry behind and livelock (hashicorp #697).
         """
         resp = InstallSnapshotResponse(self.get_rpc_header(), term=self.get_current_term())
-        rpc.respond(resp, RaftError("InstallSnapshot is not implemented yet (Core III)"))
+        error: RaftError | None = None
+        try:
+            error = await self._install_snapshot(rpc, req, resp)
+        finally:
+            rpc.respond(resp, error)
+
+    async def _install_snapshot(self: Raft, rpc: RPC, req: InstallSnapshotRequest,
+                                resp: InstallSnapshotResponse) -> RaftError | None:
+        if not SnapshotVersionMin <= req.snapshot_version <= SnapshotVersionMax:
+            return RaftError(f"unsupported snapshot version {req.snapshot_version}")
+        # Rule 1: "Reply immediately if term < currentTerm".
+        if req.term < self.get_current_term():
+            return None
+        if req.term > self.get_current_term():
+            self.set_state(RaftState.Follower, f"InstallSnapshot from {req.header.id} in newer term {req.term}",
+                           "install_snapshot")
+            self.set_current_term(req.term, "install_snapshot")
+            resp.term = req.term
+        self.set_leader(self.trans.decode_peer(req.header.addr), req.header.id, "install_snapshot")
+        try:
+            configuration = decode_configuration(req.configuration)
+        except ConfigError as err:
+            return err
+        # Rules 2–5: create the snapshot and write the data as it arrives.
+        sink = self.snapshots.create(1, req.last_log_index, req.last_log_term, configuration,
+                                     req.configuration_index, self.trans)
+        received = 0
+        reader = rpc.reader
+        while received < req.size:
+            chunk = reader.read(min(SNAPSHOT_CHUNK, req.size - received)) if reader is not None else b""
+            if not chunk:
+                break
+            sink.write(chunk)
+            received += len(chunk)
+        if received != req.size:
+            sink.cancel()
+            self.logger.error("failed to receive whole snapshot: %d / %d", received, req.size)
+            return RaftError("short read")
+        sink.close()
+        restore = RestoreFuture(sink.id(), self.shutdown_ch)
+        case, _ = await select([Send(self.fsm_mutate_ch, restore), self.shutdown_ch], self.rng)
+        if case is self.shutdown_ch:
+            return ErrRaftShutdown()
+        err = await restore.error()
+        if err is not None:
+            self.logger.error("failed to restore snapshot: %s", err)
+            return err
+        # Rule 8: "Reset state machine using snapshot contents (and load
+        # snapshot's cluster configuration)".
+        self.set_last_applied(req.last_log_index)
+        self.set_last_snapshot(req.last_log_index, req.last_log_term)
+        self.set_latest_configuration(configuration, req.configuration_index)
+        self.set_committed_configuration(configuration, req.configuration_index)
+        if req.last_log_index > self.get_commit_index():
+            self.set_commit_index(req.last_log_index, "install_snapshot")
+        self._keep_or_discard_log(req.last_log_index, req.last_log_term)
+        self.events.emit("snapshot_installed", "install_snapshot", index=req.last_log_index,
+                         term=req.last_log_term, size=req.size, leader=req.header.id)
+        resp.success = True
+        self.set_last_contact()
+        return None
+
+    def _keep_or_discard_log(self: Raft, index: int, term: int) -> None:
+        """Figure 13, rules 6 and 7, after a snapshot covering up to ``index`` was installed.
+
+        Rule 6: "If existing log entry has same index and term as snapshot's
+        last included entry, retain log entries following it". Log Matching
+        then guarantees that everything we keep agrees with the leader.
+        Rule 7: "Discard the entire log" otherwise: an entry that disagrees
+        at ``index`` (or any entry past it, after a missing one) could never
+        be repaired by AppendEntries, since its predecessor lives only in the
+        snapshot; keeping it livelocks replication (hashicorp #697), and
+        stale entries below ``index`` could even be sent on by us as leader.
+        """
+        from raft.log import MonotonicLogStore
+
+        try:
+            existing: Log | None = self.logs.get_log(index)
+        except ErrLogNotFound:
+            existing = None
+        if existing is not None and existing.term == term:
+            if isinstance(self.logs, MonotonicLogStore) and self.logs.is_monotonic():
+                self.remove_old_logs()
+            else:
+                self.compact_logs(index)
+            # Entries we keep after the snapshot may hold newer configurations.
+            for i in range(index + 1, self.logs.last_index() + 1):
+                self.process_configuration_log_entry(self.logs.get_log(i))
+            return
+        first, last = self.logs.first_index(), self.logs.last_index()
+        if last > 0:
+            self.logs.delete_range(first, last)
+            self.events.emit("truncate", "install_snapshot", first=first, last=last,
+                             reason="Figure 13 rule 7: the log does not contain the snapshot's last entry")
+        self.set_last_log(index, term)
+
+    async def restore_user_snapshot(self: Raft, meta: SnapshotMeta, reader: BinaryIO) -> RaftError | None:
+        """Replace the cluster's state with an external snapshot (leader only).
+
+        Mirrors: raft.go restoreUserSnapshot.
+
+        We burn one index past anything that exists: the log gets a hole, so
+        every follower must fetch the snapshot through InstallSnapshot, and
+        any entry in flight is aborted. The caller then commits a no-op so
+        that a quorum is known to have the new state.
+        """
+        if not SnapshotVersionMin <= meta.version <= SnapshotVersionMax:
+            return RaftError(f"unsupported snapshot version {meta.version}")
+        configurations = self.configurations
+        if configurations.committed_index != configurations.latest_index:
+            return RaftError(f"cannot restore snapshot now, wait until the configuration entry at "
+                             f"{configurations.latest_index} has been applied "
+                             f"(have applied {configurations.committed_index})")
+        inflight = self.leader_state.inflight
+        while inflight:
+            inflight.popleft().respond(ErrAbortedByRestore())
+        term = self.get_current_term()
+        last_index = max(self.get_last_index(), meta.index) + 1
+        sink = self.snapshots.create(1, last_index, term, configurations.latest, configurations.latest_index,
+                                     self.trans)
+        written = 0
+        while True:
+            chunk = reader.read(SNAPSHOT_CHUNK)
+            if not chunk:
+                break
+            sink.write(chunk)
+            written += len(chunk)
+        if written != meta.size:
+            sink.cancel()
+            return RaftError(f"failed to write snapshot, size didn't match ({written} != {meta.size})")
+        sink.close()
+        restore = RestoreFuture(sink.id(), self.shutdown_ch)
+        case, _ = await select([Send(self.fsm_mutate_ch, restore), self.shutdown_ch], self.rng)
+        if case is self.shutdown_ch:
+            return ErrRaftShutdown()
+        err = await restore.error()
+        if err is not None:
+            # Go panics: the FSM may be half-restored. We stop the node instead.
+            self.logger.error("failed to restore snapshot: %s; shutting down", err)
+            self.shutdown()
+            return StoreError(f"failed to restore snapshot: {err}")
+        self.set_last_log(last_index, term)
+        self.set_last_applied(last_index)
+        self.set_last_snapshot(last_index, term)
+        from raft.log import MonotonicLogStore
+
+        if isinstance(self.logs, MonotonicLogStore) and self.logs.is_monotonic():
+            self.remove_old_logs()
+        self.events.emit("snapshot_restored", "restore_user_snapshot", index=last_index, term=term)
+        return None
 
     def timeout_now(self: Raft, rpc: RPC, req: TimeoutNowRequest) -> None:
         """The leader asks us to start an election at once (Mirrors: raft.go timeoutNow).

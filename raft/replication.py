@@ -32,9 +32,9 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
-from raft.commands import AppendEntriesRequest, AppendEntriesResponse
+from raft.commands import AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest
 from raft.commitment import Commitment
-from raft.configuration import Server
+from raft.configuration import Server, encode_configuration
 from raft.errors import ErrLogNotFound, ErrPipelineReplicationNotSupported, RaftError
 from raft.future import DeferError, VerifyFuture
 from raft.log import Log
@@ -177,13 +177,52 @@ class Replication:
                 return False
 
     async def send_latest_snapshot(self: Raft, s: FollowerReplication) -> bool:
-        """Send the newest snapshot to a follower we cannot catch up from the log.
+        """Send our newest snapshot to a follower we can no longer catch up from the log.
 
-        Paper:   §7, Figure 13. Arrives with Core III.
+        Paper:   §7, Figure 13 ("the leader must occasionally send snapshots
+                 to followers that lag behind").
         Mirrors: replication.go sendLatestSnapshot.
+        Returns True if replication must stop (the follower has a newer term).
         """
-        self.logger.error("follower %s needs a snapshot, which is not implemented yet (Core III)", s.peer.id)
-        s.failures += 1
+        snapshots = self.snapshots.list()
+        if not snapshots:
+            self.logger.error("no snapshots found to send to %s", s.peer.id)
+            s.failures += 1
+            return False
+        snapshot_id = snapshots[0].id
+        try:
+            meta, reader = self.snapshots.open(snapshot_id)
+        except RaftError as err:
+            self.logger.error("failed to open snapshot %s: %s", snapshot_id, err)
+            s.failures += 1
+            return False
+        req = InstallSnapshotRequest(self.get_rpc_header(), snapshot_version=meta.version, term=s.current_term,
+                                     last_log_index=meta.index, last_log_term=meta.term,
+                                     configuration=encode_configuration(meta.configuration),
+                                     configuration_index=meta.configuration_index, size=meta.size)
+        peer = s.peer
+        self.events.emit("snapshot_send", "send_latest_snapshot", peer=peer.id, index=meta.index, term=meta.term,
+                         size=meta.size)
+        try:
+            resp = await self.trans.install_snapshot(peer.id, peer.address, req, reader)
+        except RaftError as err:
+            self.logger.error("failed to install snapshot %s on %s: %s", snapshot_id, peer.id, err)
+            s.failures += 1
+            return False
+        finally:
+            reader.close()
+        if resp.term > req.term:
+            self.handle_stale_term(s)
+            return True
+        s.set_last_contact(self.now())
+        if resp.success:
+            s.next_index = meta.index + 1
+            s.commitment.match(peer.id, meta.index)
+            s.failures = 0
+            s.notify_all(True)
+        else:
+            s.failures += 1
+            self.logger.warning("installSnapshot rejected by %s", peer.id)
         return False
 
     async def heartbeat(self: Raft, s: FollowerReplication, stop_ch: Chan[bool]) -> None:

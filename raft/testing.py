@@ -106,6 +106,17 @@ class MockFSM:
         self.logs = data
 
 
+class MockMonotonicLogStore(InmemStore):
+    """An InmemStore that declares itself monotonic (Mirrors: MockMonotonicLogStore).
+
+    Raft must then remove all old entries after a snapshot install or
+    restore, instead of leaving a gap in the indexes.
+    """
+
+    def is_monotonic(self) -> bool:
+        return True
+
+
 class MockFSMConfigStore(MockFSM):
     """A MockFSM that also records committed configurations (Mirrors: MockFSMConfigStore)."""
 
@@ -177,7 +188,8 @@ class Cluster:
     def __init__(self, nodes: int | Iterable[str] = 3, seed: int = 0, *, config: Config | None = None,
                  bootstrap: bool = True, faults: LinkFaults | None = None,
                  fsm_factory: Callable[[], FSM] = MockFSM, speed: float | None = None,
-                 configs: dict[str, Config] | None = None, start: bool = True) -> None:
+                 configs: dict[str, Config] | None = None, start: bool = True,
+                 monotonic_logs: bool = False) -> None:
         ids = [f"n{i}" for i in range(1, nodes + 1)] if isinstance(nodes, int) else list(nodes)
         if not ids:
             raise ValueError("a cluster needs at least one node")
@@ -191,6 +203,7 @@ class Cluster:
         self.config_template = config or Config()
         self.configs = dict(configs or {})
         self.fsm_factory = fsm_factory
+        self.monotonic_logs = monotonic_logs
         self.handles: dict[str, NodeHandle] = {}
         self._failure: str | None = None
         self._building = True
@@ -227,7 +240,8 @@ class Cluster:
 
     def _add_handle(self, node_id: str) -> NodeHandle:
         transport = InmemTransport(node_id, network=self.network)
-        handle = NodeHandle(node_id, InmemStore(), InmemSnapshotStore(), transport, self.fsm_factory())
+        store = MockMonotonicLogStore() if self.monotonic_logs else InmemStore()
+        handle = NodeHandle(node_id, store, InmemSnapshotStore(), transport, self.fsm_factory())
         self.handles[node_id] = handle
         return handle
 
@@ -240,12 +254,18 @@ class Cluster:
         handle.raft = new_raft(self.config_for(handle.id), handle.fsm, handle.store, handle.store,
                                handle.snapshots, handle.transport, events=self.events, rng=rng, loop=self.loop)
 
-    def add_node(self, node_id: str) -> Raft:
-        """Start a new, empty (unbootstrapped) server that can talk to everyone."""
+    def add_node(self, node_id: str, config: Config | None = None) -> Raft:
+        """Start a new, empty (unbootstrapped) server that can talk to everyone.
+
+        It joins the cluster once the leader adds it (``add_voter``).
+        """
         if node_id in self.handles:
             raise ValueError(f"node {node_id} already exists")
+        if config is not None:
+            self.configs[node_id] = config
+        self._record("add_node", node=node_id)
         handle = self._add_handle(node_id)
-        self.full_connect()
+        self._connect_transports()
         self._start(handle)
         assert handle.raft is not None
         return handle.raft
@@ -413,13 +433,16 @@ class Cluster:
         """Connect every transport to every other and heal all cuts (Mirrors: FullyConnect)."""
         if not self._building:
             self._record("heal")
+        self._connect_transports()
+        if self.network.blocked:
+            self.network.heal()
+            self.events.emit("*", "partition", "Cluster.full_connect", groups=[self.ids])
+
+    def _connect_transports(self) -> None:
         for a in self.handles.values():
             for b in self.handles.values():
                 if a is not b:
                     a.transport.connect(b.id, b.transport)
-        if self.network.blocked:
-            self.network.heal()
-            self.events.emit("*", "partition", "Cluster.full_connect", groups=[self.ids])
 
     def heal(self) -> None:
         """Restore every network link."""
@@ -649,7 +672,8 @@ def make_cluster_no_bootstrap(n: int, conf: Config | None = None, *, seed: int =
 
 
 _REPLAY_METHODS = {
-    "crash": "crash", "restart": "restart", "heal": "heal", "partition": "partition", "cut": "cut",
+    "add_node": "add_node", "crash": "crash", "restart": "restart", "heal": "heal", "partition": "partition",
+    "cut": "cut",
     "restore_link": "restore_link", "set_faults": "set_faults", "submit": "submit",
     "force_timeout": "force_timeout", "drop_message": "drop_message", "duplicate_message": "duplicate_message",
 }
@@ -661,7 +685,7 @@ def _replay_args(step: Intervention) -> dict[str, Any]:
         return {"groups": args["groups"]}
     if step.action == "submit":
         return {"command": str(args["command"]).encode(), "node_id": args["node"]}
-    if step.action in ("crash", "restart", "force_timeout"):
+    if step.action in ("crash", "restart", "force_timeout", "add_node"):
         return {"node_id": args["node"]}
     if step.action in ("drop_message", "duplicate_message"):
         return {"flight_id": args["flight"]}

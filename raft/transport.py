@@ -13,7 +13,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any, Protocol, runtime_checkable
+from typing import Any, BinaryIO, Protocol, runtime_checkable
 
 from raft.commands import (
     AppendEntriesRequest,
@@ -82,8 +82,10 @@ class Transport(Protocol):
     async def request_vote(self, id: str, target: str, args: RequestVoteRequest) -> RequestVoteResponse: ...
 
     async def install_snapshot(
-        self, id: str, target: str, args: InstallSnapshotRequest, data: bytes
-    ) -> InstallSnapshotResponse: ...
+        self, id: str, target: str, args: InstallSnapshotRequest, data: BinaryIO
+    ) -> InstallSnapshotResponse:
+        """Send ``args`` followed by ``args.size`` bytes read from ``data``."""
+        ...
 
     def encode_peer(self, id: str, addr: str) -> str: ...
 

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import io
 import random
 from collections.abc import Callable, Coroutine, Iterator
 from typing import Any
@@ -227,10 +228,10 @@ def test_transport_install_snapshot(loop: VirtualTimeLoop) -> None:
     async def main() -> None:
         a, b = connected_pair()
         responder = Responder(a)
-        out = await b.install_snapshot("id1", "a", args, b"0123456789")
+        out = await b.install_snapshot("id1", "a", args, io.BytesIO(b"0123456789"))
         rpc = responder.received[0]
         assert rpc.command == args
-        assert rpc.reader == b"0123456789"
+        assert rpc.reader.read() == b"0123456789"
         assert out == answer(args)
 
     run(loop, main)
@@ -291,7 +292,7 @@ def test_inmem_transport_unconnected_peer(loop: VirtualTimeLoop, method: str, ar
     """A request to an address that was never connected fails at once with 'failed to connect to peer'."""
     async def main() -> None:
         trans = InmemTransport("a")
-        extra = [b"snap"] if method == "install_snapshot" else []
+        extra = [io.BytesIO(b"0123456789")] if method == "install_snapshot" else []
         failed_at = await expect_transport_error(getattr(trans, method)("id1", "c", args, *extra),
                                                  "failed to connect to peer: c")
         assert failed_at == 0.0
@@ -416,7 +417,7 @@ def test_inmem_transport_unanswered_command_timed_out(loop: VirtualTimeLoop, met
     """An unanswered request fails with 'command timed out' after its timeout (10× for InstallSnapshot, TimeoutNow)."""
     async def main() -> None:
         a, b = connected_pair()
-        extra = [b"snap"] if method == "install_snapshot" else []
+        extra = [io.BytesIO(b"0123456789")] if method == "install_snapshot" else []
         failed_at = await expect_transport_error(getattr(a, method)("id1", "b", args, *extra),
                                                  "^command timed out$")
         assert failed_at == pytest.approx(factor * TIMEOUT)
@@ -528,8 +529,8 @@ def test_network_install_snapshot_reader(loop: VirtualTimeLoop) -> None:
         net, _ = sim_network(loop)
         a, b = connected_pair(net)
         responder = Responder(b)
-        await a.install_snapshot("id2", "b", snapshot_request(), b"0123456789")
-        assert responder.received[0].reader == b"0123456789"
+        await a.install_snapshot("id2", "b", snapshot_request(), io.BytesIO(b"0123456789"))
+        assert responder.received[0].reader.read() == b"0123456789"
 
     run(loop, main)
 
