@@ -136,7 +136,13 @@ class FSMRunner:
             entry = item.log
             if entry.type == LogType.LogCommand:
                 response = self.fsm.apply(entry)
-            elif entry.type == LogType.LogConfiguration and isinstance(self.fsm, ConfigurationStore):
+            elif entry.type == LogType.LogConfiguration:
+                if not isinstance(self.fsm, ConfigurationStore):
+                    # Nothing reached the FSM, so this entry does not move the
+                    # index a snapshot would be labelled with (as in Go).
+                    if item.future is not None:
+                        item.future.respond(None)
+                    continue
                 self.fsm.store_configuration(entry.index, decode_configuration(entry.data))
             state.last_index, state.last_term = entry.index, entry.term
             self.events.emit("apply", "run_fsm", index=entry.index, term=entry.term, type=entry.type.name)
