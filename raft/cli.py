@@ -14,6 +14,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from raft.config import Config
 from raft.errors import RaftError
 from raft.events import Event
 from raft.runtime.channels import select
@@ -54,18 +55,40 @@ def _node_at(value: str, action: str, nodes: int, duration: float) -> Interventi
     return Intervention(at, action, node)
 
 
+def _at(value: str, option: str, duration: float) -> float:
+    try:
+        at = float(value)
+    except ValueError:
+        raise UsageError(f"--{option} {value}: not a number of seconds") from None
+    if not 0 <= at <= duration:
+        raise UsageError(f"--{option} {value}: time must be between 0 and the duration ({duration:g}s)")
+    return at
+
+
 def _schedule(args: argparse.Namespace) -> list[Intervention]:
     plan = [_node_at(v, "crash", args.nodes, args.duration) for v in args.crash]
     plan += [_node_at(v, "restart", args.nodes, args.duration) for v in args.restart]
-    plan.sort(key=lambda i: (i.at, 0 if i.action == "crash" else 1))
+    plan += [_node_at(v, "remove", args.nodes + len(args.add_voter), args.duration) for v in args.remove]
+    plan += [Intervention(_at(v, "add-voter", args.duration), "add_voter", f"n{args.nodes + i + 1}")
+             for i, v in enumerate(args.add_voter)]
+    plan += [Intervention(_at(v, "transfer-leadership", args.duration), "transfer", "")
+             for v in args.transfer_leadership]
+    order = {"crash": 0, "restart": 1, "add_voter": 2, "remove": 3, "transfer": 4}
+    plan.sort(key=lambda i: (i.at, order[i.action]))
     up = {f"n{i}": True for i in range(1, args.nodes + 1)}
     for step in plan:
+        if step.action == "add_voter":
+            up[step.node] = True
+        if step.action in ("crash", "restart", "remove") and step.node not in up:
+            raise UsageError(f"--{step.action} {step.node}:{step.at:g}: {step.node} does not exist yet then "
+                             f"(--add-voter adds n{args.nodes + 1}, n{args.nodes + 2}, ... in time order)")
         if step.action == "crash" and not up[step.node]:
             raise UsageError(f"--crash {step.node}:{step.at:g}: {step.node} is already crashed then")
         if step.action == "restart" and up[step.node]:
             raise UsageError(f"--restart {step.node}:{step.at:g}: {step.node} is not crashed then; "
                              f"crash it earlier with --crash")
-        up[step.node] = step.action == "restart"
+        if step.action in ("crash", "restart"):
+            up[step.node] = step.action == "restart"
     return plan
 
 
@@ -86,6 +109,16 @@ def _positive_int(text: str) -> int:
         raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
     if value < 1:
         raise argparse.ArgumentTypeError(f"{text} must be at least 1")
+    return value
+
+
+def _non_negative_int(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value < 0:
+        raise argparse.ArgumentTypeError(f"{text} cannot be negative")
     return value
 
 
@@ -125,6 +158,17 @@ def build_parser() -> argparse.ArgumentParser:
                      help="restart a crashed NODE at time AT (repeatable), e.g. n1:20")
     run.add_argument("--apply-rate", type=_non_negative, default=0.0, metavar="N",
                      help="client commands per virtual second, sent to whoever leads (default 0)")
+    run.add_argument("--snapshot-threshold", type=_positive_int, default=None, metavar="N",
+                     help="take a snapshot once N entries follow the last one (default 8192, hashicorp's)")
+    run.add_argument("--trailing-logs", type=_non_negative_int, default=None, metavar="N",
+                     help="entries kept in the log after a snapshot (default 10240, hashicorp's)")
+    run.add_argument("--add-voter", action="append", default=[], metavar="AT",
+                     help="at time AT start a new empty node (n<N+1>, then n<N+2>...) and have the leader "
+                          "add it as a voter (repeatable)")
+    run.add_argument("--remove", action="append", default=[], metavar="NODE:AT",
+                     help="at time AT have the leader remove NODE from the cluster (repeatable)")
+    run.add_argument("--transfer-leadership", action="append", default=[], metavar="AT",
+                     help="at time AT have the leader hand leadership to the most up-to-date voter (repeatable)")
     run.add_argument("--quiet", action="store_true", help="print only the summary")
     return parser
 
@@ -139,12 +183,15 @@ class Narrator:
         self.election_reason: dict[str, str] = {}
         self.commits = 0
         self.last_commit = 0
+        self.snapshots = 0
+        self.current_leader = ""
 
     def __call__(self, event: Event) -> None:
         kind = event.kind
         if kind == "state" and event["state"] == "candidate":
             self.election_reason[event.node] = event.get("reason", "")
         elif kind == "state" and event["state"] == "leader":
+            self.current_leader = event.node
             self.leaders.append((event.t, event.node, event["term"]))
             why = self.election_reason.get(event.node, "")
             self.say(event.t, f"{event.node} becomes leader in term {event['term']} "
@@ -155,6 +202,18 @@ class Narrator:
             self.say(event.t, f"{event.node} {'crashes' if kind == 'crash' else 'restarts from its stores'}")
         elif kind == "commit" and event["index"] > self.last_commit:
             self.last_commit = event["index"]
+        elif kind == "snapshot_installed":
+            self.say(event.t, f"{event.node} catches up by installing a snapshot from {event.get('leader')} "
+                              f"(up to index {event['index']}, {event['size']} bytes)")
+        elif kind == "snapshot_taken":
+            self.snapshots += 1
+        elif (kind == "configuration" and event["which"] == "committed" and event.node == self.current_leader
+              and event["index"] > 1):  # index 1 is the bootstrap configuration, not a change
+            servers = ", ".join(s["id"] for s in event["configuration"]["servers"])
+            self.say(event.t, f"membership change committed at index {event['index']}: {servers}")
+        elif kind == "transfer" and event["phase"] == "finished":
+            result = event.get("error") or "done"
+            self.say(event.t, f"leadership transfer from {event.node} finished: {result}")
 
     def say(self, t: float, text: str) -> None:
         if not self.quiet:
@@ -183,9 +242,42 @@ async def _client(cluster: Cluster, rate: float) -> None:
         await select([after(interval)])
 
 
+def _perform(cluster: Cluster, step: Intervention, out: TextIO) -> None:
+    """Carry out one scheduled intervention; membership and transfers go through the leader."""
+    if step.action == "crash":
+        cluster.crash(step.node)
+    elif step.action == "restart":
+        cluster.restart(step.node)
+    elif step.action == "add_voter":
+        cluster.add_node(step.node, cluster.config_template)
+        _through_leader(cluster, step, lambda leader: leader.add_voter(step.node, step.node), out)
+    elif step.action == "remove":
+        _through_leader(cluster, step, lambda leader: leader.remove_server(step.node), out)
+    elif step.action == "transfer":
+        _through_leader(cluster, step, lambda leader: leader.leadership_transfer(), out)
+
+
+def _through_leader(cluster: Cluster, step: Intervention, call: Any, out: TextIO) -> None:
+    leader = cluster.leader()
+    what = {"add_voter": f"add {step.node} as a voter", "remove": f"remove {step.node}",
+            "transfer": "transfer leadership"}[step.action]
+    if leader is None:
+        print(f"  t={cluster.now:8.3f}s  cannot {what}: there is no leader at this moment", file=out)
+        return
+    print(f"  t={cluster.now:8.3f}s  asking leader {leader} to {what}", file=out)
+    call(cluster.node(leader))
+
+
 def run_command(args: argparse.Namespace, out: TextIO) -> int:
     plan = _schedule(args)
-    cluster = Cluster(args.nodes, args.seed, faults=LinkFaults(loss=args.loss))
+    config = Config()
+    if args.snapshot_threshold is not None:
+        config.snapshot_threshold = args.snapshot_threshold
+        # Check often enough that a threshold reached during a short run is noticed.
+        config.snapshot_interval = min(config.snapshot_interval, 5.0)
+    if args.trailing_logs is not None:
+        config.trailing_logs = args.trailing_logs
+    cluster = Cluster(args.nodes, args.seed, config=config, faults=LinkFaults(loss=args.loss))
     narrator = Narrator(out, args.quiet)
     cluster.events.subscribe(narrator)
     print(f"raft-sim: {args.nodes} nodes, seed {args.seed}, {args.duration:g} virtual seconds, "
@@ -196,10 +288,7 @@ def run_command(args: argparse.Namespace, out: TextIO) -> int:
     try:
         for step in plan:
             cluster.run_for(step.at - cluster.now)
-            if step.action == "crash":
-                cluster.crash(step.node)
-            else:
-                cluster.restart(step.node)
+            _perform(cluster, step, out)
         cluster.run_for(args.duration - cluster.now)
     finally:
         if client is not None:
@@ -226,8 +315,8 @@ def _summarize(cluster: Cluster, narrator: Narrator, out: TextIO) -> None:
     states = ", ".join(
         f"{h.id}={h.raft.state().name.lower() if h.raft else 'crashed'}" for h in cluster.handles.values()
     )
-    print(f"Summary: {len(narrator.leaders)} leader(s) elected; {final}; commit index {narrator.last_commit}.",
-          file=out)
+    print(f"Summary: {len(narrator.leaders)} leader(s) elected; {final}; commit index {narrator.last_commit}; "
+          f"{narrator.snapshots} snapshot(s) taken.", file=out)
     print(f"  at t={cluster.now:.3f}s: {states}", file=out)
     if leader is None and any(r.state() == RaftState.Leader for r in cluster.rafts()):
         print("  (several nodes believe they lead in different terms)", file=out)

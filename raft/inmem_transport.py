@@ -204,6 +204,8 @@ class InmemTransport:
                                         deliver_request, summarize(args))
             if dropped == "partition":
                 raise TransportError(f"failed to reach peer {target}: network partition")
+            if dropped == "receiver crashed":
+                raise TransportError(f"failed to reach peer {target}: connection refused (it is down)")
 
         timer = Timer(timeout)
         case, value = await select([resp_ch, timer.c])

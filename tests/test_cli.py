@@ -81,6 +81,12 @@ def test_crash_and_restart_appear_in_the_story(capsys: pytest.CaptureFixture[str
     (["run", "--duration", "10", "--crash", "n1:30"], "between 0 and the duration"),
     (["run", "--restart", "n1:3"], "is not crashed then"),
     (["run", "--crash", "n1:3", "--crash", "n1:4"], "already crashed"),
+    (["run", "--snapshot-threshold", "0"], "must be at least 1"),
+    (["run", "--trailing-logs", "-5"], "cannot be negative"),
+    (["run", "--add-voter", "soon"], "not a number of seconds"),
+    (["run", "--remove", "n6:3"], "no node 'n6'"),
+    (["run", "--nodes", "3", "--remove", "n4:5", "--add-voter", "8"], "does not exist yet then"),
+    (["run", "--duration", "10", "--transfer-leadership", "11"], "between 0 and the duration"),
     (["fly"], "invalid choice"),
     ([], "required"),
 ])
@@ -90,3 +96,31 @@ def test_bad_arguments_exit_2_with_a_clear_message(capsys: pytest.CaptureFixture
     code, _, err = run(capsys, *args)
     assert code == 2
     assert message in err
+
+
+def test_lagging_node_catches_up_through_install_snapshot(capsys: pytest.CaptureFixture[str],
+                                                          tmp_path: Path) -> None:
+    """With snapshots and a short log tail, a node down for long enough catches up by InstallSnapshot."""
+    trace = tmp_path / "t.jsonl"
+    code, out, _ = run(capsys, "run", "--nodes", "5", "--seed", "5", "--duration", "60", "--apply-rate", "20",
+                       "--snapshot-threshold", "200", "--trailing-logs", "20", "--crash", "n2:5",
+                       "--restart", "n2:30", "--trace", str(trace))
+    assert code == 0
+    assert "n2 catches up by installing a snapshot" in out
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    assert [e for e in events if e["kind"] == "snapshot_installed" and e["node"] == "n2"]
+    applied: dict[int, set[int]] = {}
+    for event in events:
+        if event["kind"] == "apply":
+            applied.setdefault(event["index"], set()).add(event["term"])
+    assert all(len(terms) == 1 for terms in applied.values())
+
+
+def test_membership_and_transfer_options(capsys: pytest.CaptureFixture[str]) -> None:
+    """--add-voter, --remove and --transfer-leadership act through the leader and are narrated."""
+    code, out, _ = run(capsys, "run", "--nodes", "3", "--seed", "2", "--duration", "20", "--add-voter", "5",
+                       "--remove", "n1:10", "--transfer-leadership", "15")
+    assert code == 0
+    assert "to add n4 as a voter" in out and "n1, n2, n3, n4" in out
+    assert "to remove n1" in out and "n2, n3, n4" in out
+    assert "leadership transfer from" in out

@@ -10,10 +10,11 @@ to make that more frequent.
 
 Links are directed: ``cut("n1", "n2")`` stops n1's messages to n2 while n2
 can still reach n1. ``partition`` cuts every link between groups, both ways.
-A request sent over a cut link fails at once, as a connection attempt to an
-unreachable host would (and as hashicorp's tests disconnect transports); a
-message already in flight when a link is cut, or a response sent over a cut
-link, is silently lost and its caller waits for its timeout.
+A request sent over a cut link, or to a crashed node, fails at once, as a
+connection attempt to an unreachable host or a dead process would (and as
+hashicorp's tests disconnect transports); a message already in flight when
+a link is cut or its receiver crashes, or a response sent over a cut link,
+is silently lost and its caller waits for its timeout.
 
 The visualizer can act on messages in flight: ``drop`` one, or ``duplicate`` it.
 
@@ -144,7 +145,7 @@ class SimNetwork:
         """Put a message on the wire; ``deliver(payload)`` runs when a copy arrives.
 
         Returns why the message was dropped at once ("partition", "loss",
-        "sender crashed"), or None if it is on its way.
+        "sender crashed", "receiver crashed"), or None if it is on its way.
         """
         loop = asyncio.get_event_loop()
         now = loop.time()
@@ -152,6 +153,8 @@ class SimNetwork:
         reason = None
         if self.down.get(src, False):
             reason = "sender crashed"
+        elif self.down.get(dst, False):
+            reason = "receiver crashed"
         elif self.is_blocked(src, dst):
             reason = "partition"
         elif faults.loss > 0 and self.rng.random() < faults.loss:
