@@ -250,6 +250,8 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
     observers: dict[int, Observer]
     pre_vote_disabled: bool
     _step_down_pending: bool  # our removal committed: leave the leader loop
+    fsm_enqueued_index: int  # last index handed to run_fsm (commands, barriers, configurations)
+    fsm_applied_index: int  # last index run_fsm has finished with
     _left_leader_loop: Chan[bool]  # closed when the leader loop exits (for transfers)
 
     def __init__(self, config: Config, fsm: FSM, logs: LogStore, stable: StableStore, snaps: SnapshotStore,
@@ -305,6 +307,8 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
             self.logger.warning("pre-vote is disabled because it is not supported by the Transport")
         self._step_down_pending = False
         self._left_leader_loop: Chan[bool] = Chan(0, name="leftLeaderLoop")
+        self.fsm_enqueued_index = 0
+        self.fsm_applied_index = 0
 
         self._restore_from_stores()
         trans.set_heartbeat_handler(self.process_heartbeat)
@@ -607,6 +611,24 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
     def applied_index(self) -> int:
         """The last index handed to the FSM task (Mirrors: AppliedIndex)."""
         return self.get_last_applied()
+
+    def fsm_pending_applies(self) -> bool:
+        """True while the FSM task still has entries to apply that were handed to it.
+
+        Differs: not in hashicorp. With ``applied_index()`` it tells when the
+        FSM really reflects every entry up to an index (read-index reads).
+        """
+        return self.fsm_applied_index < self.fsm_enqueued_index
+
+    def committed_in_current_term(self) -> bool:
+        """As leader: has an entry of our own term committed yet? (Thesis §6.4, step 1).
+
+        Differs: not in hashicorp, which leaves reads to the application.
+        Until this is true a new leader does not know the full commit index.
+        """
+        commitment = self.leader_state.commitment
+        return (self.get_state() == RaftState.Leader and commitment is not None
+                and self.get_commit_index() >= commitment.start_index)
 
     def stats(self) -> dict[str, str]:
         """Diagnostic counters as strings, with hashicorp's keys (Mirrors: Stats)."""

@@ -20,6 +20,14 @@ Kinds emitted by the protocol (fields after ``t``, ``node``, ``kind``):
 ``request_vote``    ``candidate``, ``term`` — hashicorp's RequestVoteRequest observation
 ``request_pre_vote`` ``candidate``, ``term`` — RequestPreVoteRequest observation
 ``peer``            ``peer``, ``removed`` — PeerObservation
+``append``          ``first``, ``last``, ``entries`` ([index, term, type] each)
+``truncate``        ``first``, ``last``, ``term`` (of the first deleted entry), ``reason``
+``commit``          ``index``, ``previous``
+``apply``           ``index``, ``term``, ``type`` — an entry reached the state machine
+``snapshot_taken``, ``snapshot_installed``, ``snapshot_restored``, ``snapshot_send``, ``compact``
+``configuration``   ``which`` (latest, committed), ``index``, ``configuration``
+``transfer``        ``phase`` (started, finished), ``target``, ``error``
+``lease_lost``      ``contacted``, ``quorum``
 ``heartbeat_failed`` ``peer``, ``last_contact``
 ``heartbeat_resumed`` ``peer``
 ``rpc_send``        ``id``, ``rpc``, ``to``, ``dir`` (request/response), ``copies``

@@ -108,6 +108,7 @@ class FSMRunner:
                 self._fsm_restore(state, request)
             else:
                 self._fsm_apply_batch(state, request)
+                self.fsm_applied_index = request[-1].log.index
 
     def _fsm_drain_on_shutdown(self: Raft, state: _FSMProgress) -> None:
         """Apply the committed batches already queued, so their callers get answers.

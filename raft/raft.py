@@ -444,7 +444,8 @@ class RaftLoops:
         state = LeaderState()
         # Entries from here on belong to our term; only those may be
         # committed by counting replicas (§5.4.2).
-        state.commitment = Commitment(state.commit_ch, self.configurations.latest, self.get_last_index() + 1)
+        state.commitment = Commitment(state.commit_ch, self.configurations.latest, self.get_last_index() + 1,
+                                      count_old_terms=self.config().bugs.commit_old_terms_by_counting)
         self.leader_state = state
 
     async def run_leader(self: Raft) -> None:
@@ -466,7 +467,8 @@ class RaftLoops:
         self.setup_leader_state()
         try:
             self.start_stop_replication()
-            self.dispatch_logs([LogFuture(Log(type=LogType.LogNoop), self.shutdown_ch)])
+            if not self.config().bugs.skip_leader_noop:  # TEACHING BUG when skipped
+                self.dispatch_logs([LogFuture(Log(type=LogType.LogNoop), self.shutdown_ch)])
             await self.leader_loop()
         finally:
             await self._leave_leader(notify)
@@ -924,6 +926,7 @@ class RaftLoops:
         self.set_last_applied(index)
 
     def _send_to_fsm(self: Raft, batch: list[CommitTuple]) -> None:
+        self.fsm_enqueued_index = batch[-1].log.index
         if not self.fsm_mutate_ch.try_send(batch):
             # The FSM task is behind; queue in order without blocking the main loop.
             self.go_func(self._send_to_fsm_later(batch), "fsm-enqueue")
@@ -1066,12 +1069,14 @@ class RaftLoops:
                 return False
             if entry.term != stored.term:
                 self.logger.warning("clearing log suffix from %d to %d", entry.index, last_log_index)
+                deleted_term = stored.term
                 try:
                     self.logs.delete_range(entry.index, last_log_index)
                 except RaftError as err:
                     self.logger.error("failed to clear log suffix: %s", err)
                     return False
-                self.events.emit("truncate", "append_entries", first=entry.index, last=last_log_index)
+                self.events.emit("truncate", "append_entries", first=entry.index, last=last_log_index,
+                                 term=deleted_term, reason=f"conflicts with the leader's entry of term {entry.term}")
                 if entry.index <= self.configurations.latest_index:
                     # The latest configuration was in the deleted suffix: fall back.
                     self.set_latest_configuration(self.configurations.committed,
@@ -1156,10 +1161,11 @@ class RaftLoops:
         # as receiver's log, grant vote" (§5.4.1, the election restriction).
         # This is what keeps every committed entry in every future leader's log.
         last_index, last_term = self.get_last_entry()
-        if last_term > req.last_log_term:
-            return False, f"our last term {last_term} > candidate's {req.last_log_term}"
-        if last_term == req.last_log_term and last_index > req.last_log_index:
-            return False, f"our log is longer ({last_index} > {req.last_log_index})"
+        if not self.config().bugs.vote_without_log_check:  # TEACHING BUG when skipped
+            if last_term > req.last_log_term:
+                return False, f"our last term {last_term} > candidate's {req.last_log_term}"
+            if last_term == req.last_log_term and last_index > req.last_log_index:
+                return False, f"our log is longer ({last_index} > {req.last_log_index})"
         # Persist before answering: a vote forgotten in a crash could be given twice.
         try:
             self.persist_vote(req.term, req.header.addr.encode())
@@ -1275,9 +1281,11 @@ class RaftLoops:
         self.set_last_snapshot(req.last_log_index, req.last_log_term)
         self.set_latest_configuration(configuration, req.configuration_index)
         self.set_committed_configuration(configuration, req.configuration_index)
+        self._keep_or_discard_log(req.last_log_index, req.last_log_term)
+        # Differs: hashicorp leaves the commit index behind lastApplied here; a
+        # snapshot holds only committed entries, so we can move it up.
         if req.last_log_index > self.get_commit_index():
             self.set_commit_index(req.last_log_index, "install_snapshot")
-        self._keep_or_discard_log(req.last_log_index, req.last_log_term)
         self.events.emit("snapshot_installed", "install_snapshot", index=req.last_log_index,
                          term=req.last_log_term, size=req.size, leader=req.header.id)
         resp.success = True

@@ -48,6 +48,7 @@ from raft.fsm import FSM
 from raft.inmem_snapshot import InmemSnapshotStore
 from raft.inmem_store import InmemStore
 from raft.inmem_transport import InmemTransport
+from raft.invariants import InvariantChecker
 from raft.log import Log
 from raft.runtime.virtual_loop import VirtualTimeLoop, run_paused
 from raft.sim.network import LinkFaults, SimNetwork
@@ -189,7 +190,7 @@ class Cluster:
                  bootstrap: bool = True, faults: LinkFaults | None = None,
                  fsm_factory: Callable[[], FSM] = MockFSM, speed: float | None = None,
                  configs: dict[str, Config] | None = None, start: bool = True,
-                 monotonic_logs: bool = False) -> None:
+                 monotonic_logs: bool = False, check_invariants: bool = True) -> None:
         ids = [f"n{i}" for i in range(1, nodes + 1)] if isinstance(nodes, int) else list(nodes)
         if not ids:
             raise ValueError("a cluster needs at least one node")
@@ -208,6 +209,10 @@ class Cluster:
         self._failure: str | None = None
         self._building = True
         self.interventions: list[Intervention] = []
+        self.checker: InvariantChecker | None = None
+        if check_invariants:
+            self.checker = InvariantChecker(self, on_violation=lambda _: self.loop.request_pause())
+            self.events.subscribe(self.checker)
         self.params: dict[str, Any] = {
             "nodes": list(ids), "seed": seed, "bootstrap": bootstrap,
             "config": {name: getattr(self.config_template, name) for name in RECORDABLE_CONFIG},
@@ -341,6 +346,8 @@ class Cluster:
         if self._failure is not None:
             failure, self._failure = self._failure, None
             raise SimulationError(failure)
+        if self.checker is not None and self.checker.violation is not None:
+            raise self.checker.violation
 
     def run_for(self, seconds: float) -> None:
         """Advance virtual time by ``seconds``."""
@@ -422,6 +429,9 @@ class Cluster:
         self._record("restart", node=node_id)
         handle.incarnation += 1
         handle.fsm = self.fsm_factory()  # the state machine is rebuilt from the log
+        if self.config_for(node_id).bugs.forget_vote_on_restart:  # TEACHING BUG: votedFor was not durable
+            handle.store.kv.pop(b"LastVoteCand", None)
+            handle.store.kv_int.pop(b"LastVoteTerm", None)
         handle.transport.reopen()
         self.network.down.pop(node_id, None)
         self.events.emit(node_id, "restart", "Cluster.restart", incarnation=handle.incarnation)

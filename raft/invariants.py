@@ -1,0 +1,231 @@
+"""The invariant checker: Raft's safety properties, checked after every event of a simulation.
+
+Paper:   Figure 3 (the properties), §5.4.3 (why they hold).
+Read before: events.py (what it listens to), testing.py (the cluster it inspects).
+
+Figure 3 states five guarantees. Each is checked the moment an event could
+break it, using the event and the nodes' own stores:
+
+Election Safety
+    At most one leader per term: every ``state`` → leader event is recorded
+    per term.
+Leader Append-Only
+    A leader never overwrites or deletes its own entries: a ``truncate``
+    event on a node that is leader is a violation.
+Log Matching
+    Two logs with an entry of the same index and term agree on everything up
+    to it. Checked by induction on each ``append``: an entry (index, term)
+    must have the same data, and follow an entry of the same term, on every
+    node that holds it. If that holds for every entry, whole prefixes agree.
+Leader Completeness
+    A new leader holds every entry committed so far: at each election we look
+    for the highest committed entry in the winner's log (Log Matching covers
+    the rest).
+State Machine Safety
+    No two nodes apply different entries at one index: every ``apply`` is
+    recorded per index. We also refuse a ``truncate`` that deletes an entry
+    some node has already committed.
+
+And per node: the term never decreases (it is durable, so not even across a
+restart), the commit index never decreases (within one run of the node), and
+no entry is applied before it is committed.
+
+A violation pauses the simulation and is raised by the runner as an
+``InvariantViolation`` whose message names the rule, the event, the nodes
+involved and their logs around the conflict.
+
+Mirrors: the ``appendEntriesVerifier`` and VerifyLog/VerifyFSM of hashicorp's
+fuzzy/ tests, extended to all five properties and checked continuously.
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from raft.errors import ErrLogNotFound
+from raft.events import Event
+
+if TYPE_CHECKING:
+    from raft.testing import Cluster
+
+
+class InvariantViolation(AssertionError):
+    """A safety property of Raft failed; the message explains which, where and when."""
+
+    def __init__(self, rule: str, detail: str, event: Event, nodes: list[str], report: str) -> None:
+        super().__init__(f"{rule} violated: {detail}\n{report}")
+        self.rule = rule
+        self.detail = detail
+        self.event = event
+        self.nodes = nodes
+
+
+@dataclass
+class _Entry:
+    term: int
+    prev_term: int | None  # None when the holder's previous entry is inside its snapshot
+    digest: bytes
+    node: str  # the first node seen holding it
+
+
+@dataclass
+class InvariantChecker:
+    """Subscribe it to a cluster's event log; it records the first violation."""
+
+    cluster: Cluster
+    on_violation: Callable[[InvariantViolation], None] | None = None
+    violation: InvariantViolation | None = None
+    leaders: dict[int, str] = field(default_factory=dict)  # term -> leader
+    entries: dict[tuple[int, int], _Entry] = field(default_factory=dict)  # (index, term) -> entry facts
+    committed: dict[int, int] = field(default_factory=dict)  # index -> term, once committed anywhere
+    max_committed: int = 0
+    applied: dict[int, tuple[int, str]] = field(default_factory=dict)  # index -> (term, first node)
+    terms: dict[str, int] = field(default_factory=dict)
+    commits: dict[str, int] = field(default_factory=dict)
+    checked_events: int = 0
+
+    def __call__(self, event: Event) -> None:
+        if self.violation is not None:
+            return
+        self.checked_events += 1
+        handler = getattr(self, f"_on_{event.kind}", None)
+        if handler is not None:
+            handler(event)
+
+    # -- one method per event kind that can break something -------------------------
+
+    def _on_state(self, e: Event) -> None:
+        if e["state"] != "leader":
+            return
+        term = e["term"]
+        other = self.leaders.setdefault(term, e.node)
+        if other != e.node:
+            self._fail("Election Safety", f"{other} and {e.node} are both leader in term {term}", e,
+                       [other, e.node])
+            return
+        if self.max_committed:
+            index = self.max_committed
+            have = self._term_at(e.node, index)
+            if have is not None and have != self.committed[index]:
+                self._fail("Leader Completeness", f"new leader {e.node} of term {term} has term {have} at index "
+                           f"{index}, which was committed with term {self.committed[index]}", e, [e.node], index)
+
+    def _on_term(self, e: Event) -> None:
+        previous = self.terms.get(e.node, 0)
+        if e["term"] < previous:
+            self._fail("monotonic term", f"{e.node}'s term went from {previous} back to {e['term']}", e, [e.node])
+        self.terms[e.node] = e["term"]
+
+    def _on_append(self, e: Event) -> None:
+        raft = self.cluster.handles[e.node].raft
+        if raft is None:
+            return
+        for index, term, _kind in e["entries"]:
+            try:
+                entry = raft.logs.get_log(index)
+            except ErrLogNotFound:
+                continue
+            prev_term = self._term_at(e.node, index - 1) if index > 1 else 0
+            digest = hashlib.blake2b(bytes([entry.type]) + entry.data, digest_size=8).digest()
+            known = self.entries.setdefault((index, term), _Entry(term, prev_term, digest, e.node))
+            if known.prev_term is None:
+                known.prev_term = prev_term
+            if known.digest != digest:
+                self._fail("Log Matching", f"entry {index} of term {term} holds different data on {known.node} "
+                           f"and {e.node}", e, [known.node, e.node], index)
+                return
+            if prev_term is not None and known.prev_term is not None and known.prev_term != prev_term:
+                self._fail("Log Matching", f"entry {index} of term {term} follows a term-{known.prev_term} entry on "
+                           f"{known.node} but a term-{prev_term} entry on {e.node}", e, [known.node, e.node], index)
+                return
+
+    def _on_truncate(self, e: Event) -> None:
+        raft = self.cluster.handles[e.node].raft
+        if raft is not None and raft.state().name == "Leader":
+            self._fail("Leader Append-Only", f"leader {e.node} deleted entries {e['first']}..{e['last']} of its "
+                       f"own log", e, [e.node], e["first"])
+            return
+        first = e["first"]
+        if "rule 7" in str(e.get("reason", "")):
+            return  # the installed snapshot covers whatever committed entries were discarded
+        if first in self.committed and e.get("term") == self.committed[first]:
+            # By Log Matching, deleting the committed entry at ``first`` is the
+            # only way a committed entry can go: later ones depend on it.
+            self._fail("State Machine Safety", f"{e.node} deleted entry {first} (term {e['term']}), which is "
+                       f"committed", e, [e.node], first)
+
+    def _on_commit(self, e: Event) -> None:
+        previous = self.commits.get(e.node, 0)
+        index = e["index"]
+        if index < previous:
+            self._fail("monotonic commit index", f"{e.node}'s commit index went from {previous} back to {index}",
+                       e, [e.node])
+            return
+        self.commits[e.node] = index
+        for i in range(previous + 1, index + 1):
+            term = self._term_at(e.node, i)
+            if term is None:
+                continue  # covered by a snapshot: its terms are no longer known here
+            known = self.committed.setdefault(i, term)
+            if known != term:
+                self._fail("State Machine Safety", f"index {i} committed with term {known} elsewhere, but with "
+                           f"term {term} on {e.node}", e, [e.node], i)
+                return
+        self.max_committed = max(self.max_committed, index)
+
+    def _on_apply(self, e: Event) -> None:
+        index, term = e["index"], e["term"]
+        commit = self.commits.get(e.node, 0)
+        raft = self.cluster.handles[e.node].raft
+        if raft is not None:
+            commit = max(commit, raft.commit_index())
+        if index > commit:
+            self._fail("applied ≤ committed", f"{e.node} applied index {index} before committing it "
+                       f"(commit index {commit})", e, [e.node], index)
+            return
+        known = self.applied.setdefault(index, (term, e.node))
+        if known[0] != term:
+            self._fail("State Machine Safety", f"{known[1]} applied index {index} from term {known[0]} but {e.node} "
+                       f"applied one from term {term}", e, [known[1], e.node], index)
+
+    def _on_restart(self, e: Event) -> None:
+        self.commits.pop(e.node, None)  # the commit index is volatile
+
+    # -- helpers ----------------------------------------------------------------------
+
+    def _term_at(self, node_id: str, index: int) -> int | None:
+        """Term of ``node_id``'s entry at ``index``: from its log or its snapshot; None if unknown."""
+        if index == 0:
+            return 0
+        handle = self.cluster.handles[node_id]
+        try:
+            return handle.store.get_log(index).term
+        except ErrLogNotFound:
+            pass
+        raft = handle.raft
+        if raft is not None:
+            snapshot_index, snapshot_term = raft.get_last_snapshot()
+            if index == snapshot_index:
+                return snapshot_term
+        return None
+
+    def _fail(self, rule: str, detail: str, event: Event, nodes: list[str], around: int | None = None) -> None:
+        report = [f"  at t={event.t:.6f} on {event.node}: {event}"]
+        if around is not None:
+            for node_id in dict.fromkeys(nodes):
+                report.append(f"  {node_id}: {self.describe_log(node_id, around)}")
+        self.violation = InvariantViolation(rule, detail, event, nodes, "\n".join(report))
+        if self.on_violation is not None:
+            self.on_violation(self.violation)
+
+    def describe_log(self, node_id: str, around: int, width: int = 3) -> str:
+        """Entries around ``around`` as ``index:term`` (``-`` where there is none)."""
+        cells = []
+        for index in range(max(1, around - width), around + width + 1):
+            term = self._term_at(node_id, index)
+            mark = "*" if index == around else ""
+            cells.append(f"{mark}{index}:{'-' if term is None else term}")
+        return " ".join(cells)
