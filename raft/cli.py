@@ -17,6 +17,9 @@ from typing import Any, TextIO
 from raft.config import Config
 from raft.errors import RaftError
 from raft.events import Event
+from raft.lincheck import DESCRIPTION as LINCHECK_DESCRIPTION
+from raft.lincheck import add_arguments as add_lincheck_arguments
+from raft.lincheck import run_lincheck
 from raft.runtime.channels import select
 from raft.runtime.timers import after
 from raft.sim.network import LinkFaults
@@ -170,6 +173,12 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--transfer-leadership", action="append", default=[], metavar="AT",
                      help="at time AT have the leader hand leadership to the most up-to-date voter (repeatable)")
     run.add_argument("--quiet", action="store_true", help="print only the summary")
+    lincheck = commands.add_parser(
+        "lincheck",
+        help="check client histories for linearizability",
+        description=LINCHECK_DESCRIPTION,
+    )
+    add_lincheck_arguments(lincheck)
     return parser
 
 
@@ -328,6 +337,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         if args.command == "run":
             return run_command(args, sys.stdout)
+        if args.command == "lincheck":
+            return run_lincheck(args)
     except UsageError as err:
         parser.error(str(err))  # prints usage and exits with status 2
     except RaftError as err:
