@@ -9,14 +9,17 @@ The same arguments always print the same story and write the same file.
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import sys
+import time
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
-from raft.config import Config
+from raft.config import Config, TeachingBugs
 from raft.errors import RaftError
 from raft.events import Event
+from raft.fuzz import SCENARIOS, run_one
 from raft.lincheck import DESCRIPTION as LINCHECK_DESCRIPTION
 from raft.lincheck import add_arguments as add_lincheck_arguments
 from raft.lincheck import run_lincheck
@@ -173,6 +176,23 @@ def build_parser() -> argparse.ArgumentParser:
     run.add_argument("--transfer-leadership", action="append", default=[], metavar="AT",
                      help="at time AT have the leader hand leadership to the most up-to-date voter (repeatable)")
     run.add_argument("--quiet", action="store_true", help="print only the summary")
+    fuzz = commands.add_parser(
+        "fuzz",
+        help="run fault-injection scenarios and check safety and linearizability",
+        description="Run hashicorp's fuzzy scenarios (plus crashes, an unreliable network and snapshots) "
+                    "in virtual time. Each run is checked by the invariant checker, by comparing logs and "
+                    "state machines, and by the linearizability checker on the clients' history. Stops at "
+                    "the first failure and prints the command that replays it.",
+    )
+    fuzz.add_argument("--scenario", required=True, metavar="NAME|all",
+                      help=f"one of {', '.join(SCENARIOS)}, or all")
+    fuzz.add_argument("--seeds", type=_positive_int, default=20, help="seeds per scenario (default 20)")
+    fuzz.add_argument("--start", type=int, default=0, help="first seed (default 0)")
+    fuzz.add_argument("--nodes", type=_positive_int, default=None,
+                      help="cluster size (default: the scenario's, 5 or 3 as in hashicorp)")
+    fuzz.add_argument("--bug", action="append", default=[], choices=BUG_NAMES,
+                      help="turn on a teaching bug, to watch the checkers catch it (repeatable)")
+    fuzz.add_argument("--keep-going", action="store_true", help="do not stop at the first failure")
     lincheck = commands.add_parser(
         "lincheck",
         help="check client histories for linearizability",
@@ -331,6 +351,59 @@ def _summarize(cluster: Cluster, narrator: Narrator, out: TextIO) -> None:
         print("  (several nodes believe they lead in different terms)", file=out)
 
 
+BUG_NAMES = [f.name.replace("_", "-") for f in dataclasses.fields(TeachingBugs)]
+
+
+def fuzz_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
+    """``raft-sim fuzz``: run scenarios over seeds with a progress bar; stop at the first failure."""
+    if args.scenario != "all" and args.scenario not in SCENARIOS:
+        raise UsageError(f"--scenario: unknown scenario {args.scenario!r}; choose from {', '.join(SCENARIOS)} or all")
+    scenarios = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
+    bugs = TeachingBugs(**{name.replace("-", "_"): True for name in args.bug})
+    total = len(scenarios) * args.seeds
+    done = operations = unknown = failures = 0
+    started = time.perf_counter()
+    interactive = err.isatty()
+    for seed in range(args.start, args.start + args.seeds):
+        for scenario in scenarios:
+            result = run_one(scenario, seed, args.nodes, bugs)
+            done += 1
+            operations += result.operations
+            unknown += result.unknown
+            _progress(err, interactive, done, total, scenario, seed, time.perf_counter() - started)
+            if result.failure is not None:
+                failures += 1
+                if interactive:
+                    err.write("\n")
+                print(f"FAILED {scenario} seed {seed}:\n{result.failure}", file=out)
+                print(f"replay: {result.replay}", file=out)
+                if not args.keep_going:
+                    _fuzz_summary(out, done, operations, unknown, failures, started)
+                    return 1
+    if interactive:
+        err.write("\n")
+    _fuzz_summary(out, done, operations, unknown, failures, started)
+    return 1 if failures else 0
+
+
+def _progress(err: TextIO, interactive: bool, done: int, total: int, scenario: str, seed: int,
+              elapsed: float) -> None:
+    width = 30
+    filled = width * done // total
+    line = f"[{'#' * filled}{'.' * (width - filled)}] {done}/{total} {scenario} seed {seed} ({elapsed:.0f}s)"
+    if interactive:
+        err.write("\r" + line.ljust(100))
+        err.flush()
+    elif done == total or done % max(1, total // 20) == 0:
+        print(line, file=err, flush=True)
+
+
+def _fuzz_summary(out: TextIO, runs: int, operations: int, unknown: int, failures: int, started: float) -> None:
+    verdict = "clean" if failures == 0 else f"{failures} failed"
+    print(f"fuzz: {runs} run(s) {verdict} in {time.perf_counter() - started:.1f}s wall; {operations} client "
+          f"operations checked for linearizability ({unknown} of unknown outcome)", file=out)
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
@@ -339,6 +412,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_command(args, sys.stdout)
         if args.command == "lincheck":
             return run_lincheck(args)
+        if args.command == "fuzz":
+            return fuzz_command(args, sys.stdout, sys.stderr)
     except UsageError as err:
         parser.error(str(err))  # prints usage and exits with status 2
     except RaftError as err:

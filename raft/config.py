@@ -38,7 +38,7 @@ class TeachingBugs:
     # Commit an entry from an earlier term as soon as a majority stores it,
     # ignoring §5.4.2 and Figure 8.
     commit_old_terms_by_counting: bool = False
-    # Grant votes without the election restriction of §5.4.1 (log up-to-date check).
+    # Grant votes (and pre-votes) without the election restriction of §5.4.1 (log up-to-date check).
     vote_without_log_check: bool = False
     # Lose the vote on restart, as if votedFor were not persisted (Figure 2).
     forget_vote_on_restart: bool = False

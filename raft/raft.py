@@ -1212,10 +1212,11 @@ class RaftLoops:
         if latest.servers and not has_vote(latest, candidate_id):
             return False, "candidate is not a voter"
         last_index, last_term = self.get_last_entry()
-        if last_term > req.last_log_term:
-            return False, f"our last term {last_term} > candidate's {req.last_log_term}"
-        if last_term == req.last_log_term and last_index > req.last_log_index:
-            return False, f"our log is longer ({last_index} > {req.last_log_index})"
+        if not self.config().bugs.vote_without_log_check:  # TEACHING BUG when skipped
+            if last_term > req.last_log_term:
+                return False, f"our last term {last_term} > candidate's {req.last_log_term}"
+            if last_term == req.last_log_term and last_index > req.last_log_index:
+                return False, f"our log is longer ({last_index} > {req.last_log_index})"
         return True, "would vote: candidate's log is at least as up-to-date as ours"
 
     async def install_snapshot(self: Raft, rpc: RPC, req: InstallSnapshotRequest) -> None:
@@ -1567,7 +1568,10 @@ class RaftLoops:
         Mirrors: state.go setCommitIndex.
         """
         previous = self._commit_index
-        assert index >= previous, f"commit index must never decrease ({previous} -> {index})"
+        # Invariant: the commit index never decreases. A teaching bug may break
+        # it on purpose; then the invariant checker, not this assert, reports it.
+        assert index >= previous or self.config().bugs.any(), \
+            f"commit index must never decrease ({previous} -> {index})"
         self._commit_index = index
         if index != previous:
             self.events.emit("commit", func, index=index, previous=previous)

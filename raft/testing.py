@@ -190,7 +190,8 @@ class Cluster:
                  bootstrap: bool = True, faults: LinkFaults | None = None,
                  fsm_factory: Callable[[], FSM] = MockFSM, speed: float | None = None,
                  configs: dict[str, Config] | None = None, start: bool = True,
-                 monotonic_logs: bool = False, check_invariants: bool = True) -> None:
+                 monotonic_logs: bool = False, check_invariants: bool = True,
+                 transport_timeout: float = 0.5) -> None:
         ids = [f"n{i}" for i in range(1, nodes + 1)] if isinstance(nodes, int) else list(nodes)
         if not ids:
             raise ValueError("a cluster needs at least one node")
@@ -205,9 +206,11 @@ class Cluster:
         self.configs = dict(configs or {})
         self.fsm_factory = fsm_factory
         self.monotonic_logs = monotonic_logs
+        self.transport_timeout = transport_timeout
         self.handles: dict[str, NodeHandle] = {}
         self._failure: str | None = None
         self._building = True
+        self._closing = False  # while shutting down, a violation already reported is not raised again
         self.interventions: list[Intervention] = []
         self.checker: InvariantChecker | None = None
         if check_invariants:
@@ -244,7 +247,7 @@ class Cluster:
     # -- construction -------------------------------------------------------------------
 
     def _add_handle(self, node_id: str) -> NodeHandle:
-        transport = InmemTransport(node_id, network=self.network)
+        transport = InmemTransport(node_id, timeout=self.transport_timeout, network=self.network)
         store = MockMonotonicLogStore() if self.monotonic_logs else InmemStore()
         handle = NodeHandle(node_id, store, InmemSnapshotStore(), transport, self.fsm_factory())
         self.handles[node_id] = handle
@@ -346,7 +349,7 @@ class Cluster:
         if self._failure is not None:
             failure, self._failure = self._failure, None
             raise SimulationError(failure)
-        if self.checker is not None and self.checker.violation is not None:
+        if self.checker is not None and self.checker.violation is not None and not self._closing:
             raise self.checker.violation
 
     def run_for(self, seconds: float) -> None:
@@ -644,6 +647,8 @@ class Cluster:
         """
         if self.loop.is_closed():
             return
+        self._closing = True
+        self._failure = None
         futures = [raft.shutdown() for raft in self.rafts()]
         for future in futures:
             self.run_coro(future.error(), timeout=60)

@@ -56,6 +56,26 @@ class LinkFaults:
             raise ValueError("jitter cannot be larger than delay (delays would go negative)")
 
 
+@dataclass(frozen=True)
+class SlowRule:
+    """Hold back one kind of message by an extra min_delay..max_delay seconds.
+
+    ``rpc`` and ``dir`` say which messages (e.g. "request_vote", "response");
+    ``src``/``dst`` narrow it to a sender or receiver. This is how the fuzz
+    scenarios make some voters slow, as hashicorp's SlowVoter hook does.
+    """
+
+    rpc: str
+    dir: str
+    min_delay: float
+    max_delay: float
+    src: str | None = None
+    dst: str | None = None
+
+    def matches(self, src: str, dst: str, rpc: str, dir: str) -> bool:
+        return (self.rpc == rpc and self.dir == dir and self.src in (None, src) and self.dst in (None, dst))
+
+
 @dataclass
 class InFlight:
     """One copy of a message on its way."""
@@ -85,6 +105,7 @@ class SimNetwork:
         self.blocked: dict[tuple[str, str], bool] = {}  # directed cuts; dict keeps order
         self.down: dict[str, bool] = {}  # crashed nodes: nothing reaches them
         self.in_flight: dict[int, InFlight] = {}
+        self.slow: list[SlowRule] = []
         self._next_rpc_id = 1
         self._next_flight = 1
 
@@ -169,8 +190,8 @@ class SimNetwork:
             fields["msg"] = summary
         self._emit(src, "rpc_send", "SimNetwork.send", **fields)
         for _ in range(copies):
-            self._launch(InFlight(rpc_id, src, dst, rpc, dir, payload, deliver, now,
-                                  now + self._delay(faults)), loop)
+            delay = self._delay(faults) + self._slow_down(src, dst, rpc, dir)
+            self._launch(InFlight(rpc_id, src, dst, rpc, dir, payload, deliver, now, now + delay), loop)
         return None
 
     def _delay(self, faults: LinkFaults) -> float:
@@ -178,6 +199,13 @@ class SimNetwork:
         if faults.reorder > 0 and self.rng.random() < faults.reorder:
             delay += faults.reorder_delay
         return max(delay, 0.0)
+
+    def _slow_down(self, src: str, dst: str, rpc: str, dir: str) -> float:
+        extra = 0.0
+        for rule in self.slow:
+            if rule.matches(src, dst, rpc, dir):
+                extra += self.rng.uniform(rule.min_delay, rule.max_delay)
+        return extra
 
     def _launch(self, flight: InFlight, loop: asyncio.AbstractEventLoop) -> int:
         flight_id = self._next_flight
