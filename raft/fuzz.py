@@ -434,6 +434,19 @@ def restart_voters(run: FuzzRun) -> None:
     Not in hashicorp's suite. Quick restarts in the middle of elections are
     where a vote that is not durable (Figure 2: votedFor) would be given twice.
     """
+    cluster = run.cluster
+
+    def restart_right_after_voting(event: Any) -> None:
+        # A vote was just granted: sometimes crash that voter at once and bring
+        # it back a moment later, while the election is still being decided.
+        if event.kind == "vote" and event["granted"] and event["phase"] == "vote" and run.rng.random() < 0.3:
+            voter = event.node
+            cluster.loop.call_later(run.rng.uniform(0.0005, 0.005), _bounce, cluster, voter, run)
+
+    cluster.events.subscribe(restart_right_after_voting)
+    # Vote requests straggle, so a candidate's request can reach a voter after
+    # that voter has restarted in the middle of the election.
+    cluster.network.slow.append(SlowRule("request_vote", "request", 0.0, HT / 2))
     for _ in range(8):
         run.run_for(run.rng.uniform(1, 3))
         leader = run.cluster.leader()
@@ -451,6 +464,19 @@ def restart_voters(run: FuzzRun) -> None:
             if not run.cluster.is_up(node_id):
                 run.cluster.restart(node_id)
     run.run_for(4)
+
+
+def _bounce(cluster: Cluster, node_id: str, run: FuzzRun) -> None:
+    """Crash ``node_id`` and restart it a few milliseconds later (called from inside the loop)."""
+    if node_id in run.removed or not cluster.is_up(node_id):
+        return
+    cluster.crash(node_id)
+    cluster.loop.call_later(run.rng.uniform(0.001, 0.01), _restart_if_down, cluster, node_id)
+
+
+def _restart_if_down(cluster: Cluster, node_id: str) -> None:
+    if not cluster.is_up(node_id):
+        cluster.restart(node_id)
 
 
 SCENARIOS: dict[str, Callable[[FuzzRun], None]] = {

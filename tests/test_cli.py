@@ -124,3 +124,32 @@ def test_membership_and_transfer_options(capsys: pytest.CaptureFixture[str]) -> 
     assert "to add n4 as a voter" in out and "n1, n2, n3, n4" in out
     assert "to remove n1" in out and "n2, n3, n4" in out
     assert "leadership transfer from" in out
+
+
+def test_fuzz_reports_a_clean_run(capsys: pytest.CaptureFixture[str]) -> None:
+    """raft-sim fuzz prints a summary with the number of operations checked and exits 0 when clean."""
+    code, out, err = run(capsys, "fuzz", "--scenario", "RemoveLeader", "--seeds", "2")
+    assert code == 0
+    assert "fuzz: 2 run(s) clean" in out and "operations checked for linearizability" in out
+    assert "2/2 RemoveLeader" in err  # the progress bar
+
+
+def test_fuzz_stops_at_the_first_failure_and_prints_the_replay(capsys: pytest.CaptureFixture[str]) -> None:
+    """With a teaching bug on, fuzz stops at the first failing run and prints the command to replay it."""
+    code, out, _ = run(capsys, "fuzz", "--scenario", "CrashRestart", "--seeds", "10", "--start", "1",
+                       "--bug", "skip-leader-noop")
+    assert code == 1
+    assert "FAILED CrashRestart seed 1" in out
+    assert "replay: raft-sim fuzz --scenario CrashRestart --seeds 1 --start 1 --nodes 5 --bug skip-leader-noop" in out
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["fuzz"], "required: --scenario"),
+    (["fuzz", "--scenario", "Nope"], "unknown scenario 'Nope'"),
+    (["fuzz", "--scenario", "all", "--seeds", "0"], "must be at least 1"),
+    (["fuzz", "--scenario", "all", "--bug", "typo"], "invalid choice"),
+])
+def test_fuzz_bad_arguments_exit_2(capsys: pytest.CaptureFixture[str], args: list[str], message: str) -> None:
+    """Bad fuzz arguments get a clear message and exit status 2."""
+    code, _, err = run(capsys, *args)
+    assert code == 2 and message in err

@@ -43,3 +43,23 @@ def test_unknown_scenario_is_refused() -> None:
     """A scenario name that does not exist is a clear error."""
     with pytest.raises(ValueError, match="unknown scenario 'Bogus'"):
         run_one("Bogus", 1)
+
+
+@pytest.mark.parametrize(("bug", "scenario"), [
+    ("commit_old_terms_by_counting", "CrashRestart"),
+    ("vote_without_log_check", "LeaderPartitions"),
+    ("forget_vote_on_restart", "RestartVoters"),
+    ("skip_leader_noop", "CrashRestart"),
+])
+def test_each_teaching_bug_is_caught_within_a_bounded_number_of_seeds(bug: str, scenario: str) -> None:
+    """Turn one deliberate bug on: some seed below 60 fails a check and prints a replay command naming the bug."""
+    bugs = TeachingBugs(**{bug: True})
+    for seed in range(60):
+        result = run_one(scenario, seed, bugs=bugs)
+        if result.failure is not None:
+            print(f"{bug}: caught by {scenario} seed {seed}: {result.failure.splitlines()[0]}")
+            print(f"replay: {result.replay}")
+            assert f"--bug {bug.replace('_', '-')}" in result.replay
+            assert result.failure.split(":")[0] in ("InvariantViolation", "FuzzFailure")
+            return
+    pytest.fail(f"{bug} was not caught by {scenario} in 60 seeds")
