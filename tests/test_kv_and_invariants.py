@@ -1,0 +1,159 @@
+"""The key-value store (exactly-once sessions, snapshots, linearizable reads) and the invariant checker."""
+
+from __future__ import annotations
+
+import io
+from collections.abc import Callable
+
+import pytest
+
+from raft.invariants import InvariantViolation
+from raft.kv import Command, KVError, KVStore, Result, read
+from raft.log import Log, LogType
+from raft.testing import Cluster
+
+Make = Callable[..., Cluster]
+
+
+def entry(index: int, command: Command) -> Log:
+    return Log(index, 1, LogType.LogCommand, command.encode())
+
+
+def test_operations_follow_their_specification() -> None:
+    """get/put/append/cas do what their names say; a missing key reads as ""."""
+    kv = KVStore()
+    assert kv.apply(entry(1, Command("get", "x"))).value == ""
+    kv.apply(entry(2, Command("put", "x", "a")))
+    kv.apply(entry(3, Command("append", "x", "b")))
+    assert kv.apply(entry(4, Command("get", "x"))).value == "ab"
+    assert kv.apply(entry(5, Command("cas", "x", "c", expected="zz"))).swapped is False
+    assert kv.apply(entry(6, Command("cas", "x", "c", expected="ab"))).swapped is True
+    assert kv.get("x") == "c"
+
+
+def test_a_retried_command_takes_effect_once() -> None:
+    """The same (client, seq) applied twice changes the state once and returns the first answer again."""
+    kv = KVStore()
+    command = Command("append", "x", "!", client="c1", seq=1)
+    first = kv.apply(entry(1, command))
+    again = kv.apply(entry(2, command))
+    assert kv.get("x") == "!"
+    assert again.duplicate and (again.value, again.swapped) == (first.value, first.swapped)
+
+
+def test_an_out_of_order_sequence_number_is_refused() -> None:
+    """A command older than the session's last one is a client bug, reported clearly."""
+    kv = KVStore()
+    kv.apply(entry(1, Command("put", "x", "1", client="c1", seq=5)))
+    with pytest.raises(KVError, match="out of order"):
+        kv.apply(entry(2, Command("put", "x", "2", client="c1", seq=3)))
+
+
+def test_snapshot_round_trip_keeps_data_and_sessions() -> None:
+    """A restored store answers exactly like the original, including a retried command."""
+    kv = KVStore()
+    kv.apply(entry(1, Command("put", "x", "1", client="c1", seq=1)))
+    buffer = io.BytesIO()
+
+    class Sink:
+        def write(self, data: bytes) -> int:
+            return buffer.write(data)
+
+        def close(self) -> None: ...
+
+        def cancel(self) -> None: ...
+
+        def id(self) -> str:
+            return "s"
+
+    kv.snapshot().persist(Sink())  # type: ignore[arg-type]
+    restored = KVStore()
+    restored.restore(io.BytesIO(buffer.getvalue()))
+    assert restored.data == {"x": "1"}
+    assert restored.apply(entry(2, Command("put", "x", "1", client="c1", seq=1))).duplicate
+
+
+@pytest.mark.parametrize("data", [b"", b"\x00garbage", Command("get", "x").encode()[:-1]])
+def test_malformed_commands_and_snapshots_are_refused(data: bytes) -> None:
+    """Bytes that are not a command, or not a snapshot, raise KVError and change nothing."""
+    kv = KVStore()
+    with pytest.raises(KVError):
+        kv.apply(Log(1, 1, LogType.LogCommand, data))
+    with pytest.raises(KVError):
+        kv.restore(io.BytesIO(data))
+    assert kv.data == {}
+
+
+@pytest.mark.parametrize("through_log", [False, True], ids=["read-index", "through-log"])
+def test_reads_see_every_acknowledged_write(make: Make, through_log: bool) -> None:
+    """After a write is acknowledged, a read on the leader returns it, in both read modes."""
+    c = make(3, fsm_factory=KVStore)
+    leader = c.node(c.wait_leader())
+    future = leader.apply(Command("put", "k", "v", client="c", seq=1).encode())
+    assert c.wait(future) is None and isinstance(future.response(), Result)
+    assert c.run_coro(read(leader, "k", through_log=through_log)) == "v"
+
+
+def test_a_read_on_a_follower_is_refused(make: Make) -> None:
+    """Only the leader serves reads: a follower answers ErrNotLeader so the client can retry."""
+    from raft.errors import ErrNotLeader
+
+    c = make(3, fsm_factory=KVStore)
+    c.wait_leader()
+    with pytest.raises(ErrNotLeader):
+        c.run_coro(read(c.node(c.followers()[0]), "k"))
+
+
+def test_checker_reports_two_leaders_in_one_term(make: Make) -> None:
+    """Election Safety: a forged second leader event for the same term stops the run with a clear report."""
+    c = make(3)
+    leader = c.wait_leader()
+    term = c.node(leader).current_term()
+    other = c.followers()[0]
+    c.events.emit(other, "state", "forged", state="leader", term=term)
+    with pytest.raises(InvariantViolation, match=f"Election Safety violated: {leader} and {other}"):
+        c.run_for(0.1)
+
+
+def test_checker_reports_a_leader_truncating_its_own_log(make: Make) -> None:
+    """Leader Append-Only: a truncate event on the leader is a violation."""
+    c = make(3)
+    leader = c.wait_leader()
+    c.events.emit(leader, "truncate", "forged", first=1, last=2, term=1)
+    with pytest.raises(InvariantViolation, match="Leader Append-Only"):
+        c.run_for(0.1)
+
+
+def test_checker_reports_a_term_going_backwards(make: Make) -> None:
+    """A node's term never decreases, not even across a restart."""
+    c = make(3)
+    leader = c.wait_leader()
+    c.events.emit(leader, "term", "forged", term=0, previous=2)
+    with pytest.raises(InvariantViolation, match="monotonic term"):
+        c.run_for(0.1)
+
+
+def test_checker_report_shows_logs_around_the_conflict(make: Make) -> None:
+    """A State Machine Safety report names the nodes and shows index:term around the index."""
+    c = make(3, fsm_factory=KVStore)
+    leader = c.wait_leader()
+    future = c.node(leader).apply(Command("put", "x", "1").encode())
+    assert c.wait(future) is None
+    c.run_for(0.5)
+    index = future.index()
+    follower = c.followers()[0]
+    c.events.emit(follower, "apply", "forged", index=index, term=99, type="LogCommand")
+    with pytest.raises(InvariantViolation) as raised:
+        c.run_for(0.1)
+    assert "State Machine Safety" in str(raised.value) and f"*{index}:" in str(raised.value)
+    assert raised.value.nodes and raised.value.event.node == follower
+
+
+def test_a_clean_run_checks_many_events(make: Make) -> None:
+    """The checker really runs: a few seconds of a cluster means thousands of checked events, no violation."""
+    c = make(5)
+    c.wait_leader()
+    for i in range(20):
+        c.apply(f"x{i}".encode())
+    assert c.checker is not None and c.checker.violation is None
+    assert c.checker.checked_events > 1000
