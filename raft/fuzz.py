@@ -30,6 +30,7 @@ import asyncio
 import math
 import random
 import time
+import traceback
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
@@ -243,6 +244,9 @@ class FuzzRun:
             self.verify(result)
         except (InvariantViolation, SimulationError, FuzzFailure) as failure:
             result.failure = f"{type(failure).__name__}: {failure}"
+        except Exception as error:  # anything else escaping a run is a bug too: report it with its traceback
+            detail = "".join(traceback.format_exception(error))
+            result.failure = f"unexpected {type(error).__name__}: {error}\n{detail}"
         finally:
             self.clients.stopping = True
             result.virtual_seconds = self.cluster.now
@@ -279,13 +283,20 @@ class FuzzRun:
                                             for i in members), timeout=50 * HT)
         except TimeoutError as err:
             raise FuzzFailure(f"members did not all apply index {last}") from err
-        stores = {i: cluster.handles[i].store for i in members}
-        for i in members:
-            other = stores[i]
-            for index in range(max(s.first_index() for s in stores.values()), last + 1):
-                a, b = stores[members[0]].get_log(index), other.get_log(index)
-                if (a.term, a.data) != (b.term, b.data):
-                    raise FuzzFailure(f"logs differ at index {index} between {members[0]} and {i}")
+        # Identical logs: every entry still held by several members is the same
+        # on all of them; an entry a member no longer holds must lie inside its snapshot.
+        for index in range(1, last + 1):
+            seen: dict[tuple[int, bytes], str] = {}
+            for i in members:
+                store = cluster.handles[i].store
+                if store.first_index() <= index <= store.last_index():
+                    held = store.get_log(index)
+                    seen.setdefault((held.term, held.data), i)
+                elif index > cluster.node(i).get_last_snapshot()[0]:
+                    raise FuzzFailure(f"{i} lacks entry {index} and its snapshot does not cover it")
+            if len(seen) > 1:
+                holders = ", ".join(f"{node} (term {term})" for (term, _), node in seen.items())
+                raise FuzzFailure(f"logs differ at index {index}: {holders}")
         states = {i: cluster.fsm(i).data for i in members}
         for i in members:
             if states[i] != states[members[0]]:
