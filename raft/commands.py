@@ -203,6 +203,9 @@ REQUEST_TYPES = {code: cls for code, cls in MESSAGE_TYPES.items() if code < 64}
 # [index, term, type, data, extensions, appended_at].
 
 
+_LOG_TYPES = frozenset(int(t) for t in LogType)
+
+
 def _entry_to_wire(entry: Log) -> list[Any]:
     return [entry.index, entry.term, int(entry.type), entry.data, entry.extensions, entry.appended_at]
 
@@ -213,7 +216,7 @@ def _entry_from_wire(raw: Any) -> Log:
     index, term, kind, data, extensions, appended_at = raw
     _expect_uint("entry index", index)
     _expect_uint("entry term", term)
-    if not isinstance(kind, int) or isinstance(kind, bool) or kind not in tuple(LogType):
+    if not isinstance(kind, int) or isinstance(kind, bool) or kind not in _LOG_TYPES:
         raise CodecError(f"unknown log entry type {kind!r}")
     if not isinstance(data, bytes) or not isinstance(extensions, bytes):
         raise CodecError("log entry data and extensions must be bytes")

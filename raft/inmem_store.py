@@ -10,8 +10,6 @@ would keep them.
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from raft.errors import ErrLogNotFound
 from raft.log import Log
 
@@ -43,14 +41,14 @@ class InmemStore:
         entry = self.logs.get(index)
         if entry is None:
             raise ErrLogNotFound()
-        return replace(entry)
+        return entry.copy()
 
     def store_log(self, log: Log) -> None:
         self.store_logs([log])
 
     def store_logs(self, logs: list[Log]) -> None:
         for entry in logs:
-            self.logs[entry.index] = replace(entry)
+            self.logs[entry.index] = entry.copy()
             if self.low_index == 0:
                 self.low_index = entry.index
             if entry.index > self.high_index:

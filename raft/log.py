@@ -44,6 +44,10 @@ class Log:
     extensions: bytes = b""  # opaque bytes for the application, not interpreted by Raft
     appended_at: float = 0.0  # clock time the leader stored it; informational only
 
+    def copy(self) -> Log:
+        """An independent copy (cheaper than ``dataclasses.replace``, which stores call often)."""
+        return Log(self.index, self.term, self.type, self.data, self.extensions, self.appended_at)
+
 
 @runtime_checkable
 class LogStore(Protocol):

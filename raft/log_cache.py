@@ -14,8 +14,6 @@ restart would find a hole (hashicorp's CacheLogWithStoreError test).
 
 from __future__ import annotations
 
-from dataclasses import replace
-
 from raft.errors import StoreError
 from raft.log import Log, LogStore, MonotonicLogStore
 
@@ -38,7 +36,7 @@ class LogCache:
     def get_log(self, index: int) -> Log:
         cached = self.cache[index % len(self.cache)]
         if cached is not None and cached.index == index:
-            return replace(cached)
+            return cached.copy()
         return self.store.get_log(index)
 
     def store_log(self, log: Log) -> None:
@@ -50,7 +48,7 @@ class LogCache:
         except Exception as err:
             raise StoreError(f"unable to store logs within log store, err: {err!r}") from err
         for entry in logs:
-            self.cache[entry.index % len(self.cache)] = replace(entry)
+            self.cache[entry.index % len(self.cache)] = entry.copy()
 
     def first_index(self) -> int:
         return self.store.first_index()

@@ -298,19 +298,27 @@ class Replication:
 
     async def pipeline_send(self: Raft, s: FollowerReplication, pipeline: AppendPipeline,
                             next_index: list[int], last_index: int) -> bool:
-        """Send the next batch down the pipeline; True if the pipeline must end.
+        """Send everything up to ``last_index`` down the pipeline; True if the pipeline must end.
 
         Mirrors: replication.go pipelineSend.
+        Differs: Go sends one MaxAppendEntries batch per wake-up and counts on
+        one trigger per group commit. Here several group commits can happen
+        before this task runs, and their triggers merge into one, so we keep
+        sending batches until we reach ``last_index``; the pipeline's
+        in-flight limit still applies back-pressure.
         """
-        try:
-            req = self.setup_append_entries(s, next_index[0], last_index)
-            await pipeline.append_entries(req)
-        except RaftError as err:
-            self.logger.error("failed to pipeline appendEntries to %s: %s", s.peer.id, err)
-            return True
-        if req.entries:
+        while True:
+            try:
+                req = self.setup_append_entries(s, next_index[0], last_index)
+                await pipeline.append_entries(req)
+            except RaftError as err:
+                self.logger.error("failed to pipeline appendEntries to %s: %s", s.peer.id, err)
+                return True
+            if not req.entries:
+                return False
             next_index[0] = req.entries[-1].index + 1  # optimistically, before the answer
-        return False
+            if next_index[0] > last_index:
+                return False
 
     async def pipeline_decode(self: Raft, s: FollowerReplication, pipeline: AppendPipeline,
                               stop_ch: Chan[bool], finish_ch: Chan[bool]) -> None:
