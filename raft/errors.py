@@ -17,7 +17,9 @@ The tree::
     ├── ErrTransportShutdown, ErrPipelineShutdown  (net_transport.go)
     ├── TransportError    a failed RPC: timeout, no route, remote error
     ├── CodecError        bytes that do not decode to a valid message
+    │   └── FrameError    a malformed TCP frame (net_frames.py)
     ├── ConfigError       invalid Config or Configuration (Go: fmt.Errorf)
+    │   └── ErrNotAdvertisable  a bind address peers cannot reach (tcp_transport.py)
     └── StoreError        a log or stable store failed
 
 Mirrors: the ``Err*`` variables of api.go, replication.go and net_transport.go.

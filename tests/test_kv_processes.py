@@ -1,0 +1,239 @@
+"""raft-kv as separate processes on 127.0.0.1: crash the leader with SIGKILL, again and again.
+
+No acknowledged write may be lost, and everything the clients saw must be
+linearizable. Also: bad input is refused without harm, and clean shutdown on SIGTERM.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import math
+import os
+import random
+import signal
+import socket
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from raft.kv_service import http_call
+from raft.linearizability import UNKNOWN, Operation, check_operations, kv_cas_model
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+class Node:
+    def __init__(self, node_id: str, raft_port: int, http_port: int, data: Path, bootstrap: str, peers: str) -> None:
+        self.id = node_id
+        self.http = f"127.0.0.1:{http_port}"
+        self.args = [sys.executable, "-m", "raft.kv_service", "--id", node_id, "--bind", f"127.0.0.1:{raft_port}",
+                     "--http", self.http, "--data-dir", str(data / node_id), "--bootstrap", bootstrap,
+                     "--http-peers", peers, "--snapshot-threshold", "64", "--trailing-logs", "32"]
+        self.log = data / f"{node_id}.log"
+        self.proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        with open(self.log, "ab") as out:
+            self.proc = subprocess.Popen(self.args, stdout=out, stderr=subprocess.STDOUT)
+
+    def kill(self, sig: int = signal.SIGKILL) -> None:
+        assert self.proc is not None
+        self.proc.send_signal(sig)
+        self.proc.wait(timeout=10)
+
+
+@pytest.fixture
+def cluster(tmp_path: Path) -> Iterator[list[Node]]:
+    ports = free_ports(6)
+    ids = ["n1", "n2", "n3"]
+    bootstrap = ",".join(f"{i}=127.0.0.1:{ports[k]}" for k, i in enumerate(ids))
+    peers = ",".join(f"{i}=127.0.0.1:{ports[3 + k]}" for k, i in enumerate(ids))
+    nodes = [Node(i, ports[k], ports[3 + k], tmp_path, bootstrap, peers) for k, i in enumerate(ids)]
+    for node in nodes:
+        node.start()
+    yield nodes
+    for node in nodes:
+        if node.proc is not None and node.proc.poll() is None:
+            node.kill()
+
+
+async def status(node: Node) -> dict[str, Any] | None:
+    try:
+        code, body = await http_call("GET", f"http://{node.http}/status", timeout=1)
+    except (OSError, TimeoutError, ValueError, IndexError):
+        return None
+    return body if code == 200 else None
+
+
+async def wait_for_leader(nodes: list[Node], timeout: float = 20) -> Node:
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        for node in nodes:
+            if node.proc is not None and node.proc.poll() is None:
+                info = await status(node)
+                if info and info["state"] == "Leader":
+                    return node
+        await asyncio.sleep(0.1)
+    raise AssertionError("no leader elected")
+
+
+async def request(nodes: list[Node], method: str, path: str, body: Any, rng: random.Random,
+                  deadline: float) -> dict[str, Any] | None:
+    """Send to some node, follow redirects, retry on trouble; None if no answer came in time."""
+    url = f"http://{rng.choice(nodes).http}{path}"
+    while time.monotonic() < deadline:
+        try:
+            code, answer = await http_call(method, url, body, timeout=3)
+        except (OSError, TimeoutError, ValueError, IndexError, asyncio.IncompleteReadError):
+            code, answer = 0, {}
+        if code == 200:
+            return answer
+        leader = answer.get("leader")
+        match = [n for n in nodes if n.id == leader]
+        url = f"http://{(match[0] if match else rng.choice(nodes)).http}{path}"
+        await asyncio.sleep(0.05)
+    return None
+
+
+async def client(number: int, nodes: list[Node], history: list[Operation], stop: asyncio.Event,
+                 acknowledged: dict[str, list[str]]) -> None:
+    rng = random.Random(number)
+    seq = 0
+    while not stop.is_set():
+        key = rng.choice("abc")
+        call = time.monotonic()
+        deadline = call + 15
+        if rng.random() < 0.4:
+            answer = await request(nodes, "GET", f"/kv/{key}", None, rng, deadline)
+            output = answer["value"] if answer else UNKNOWN
+            history.append(Operation(number, ("get", key), output, call, time.monotonic() if answer else math.inf))
+        else:
+            seq += 1
+            value = f"<{number}.{seq}>"
+            body = {"op": "append", "value": value, "client": f"c{number}", "seq": seq}
+            answer = await request(nodes, "POST", f"/kv/{key}", body, rng, deadline)
+            ret = time.monotonic() if answer else math.inf
+            history.append(Operation(number, ("append", key, value), None if answer else UNKNOWN, call, ret))
+            if answer:
+                acknowledged.setdefault(key, []).append(value)
+
+
+def test_no_acknowledged_write_is_lost_when_leaders_are_killed(cluster: list[Node]) -> None:
+    """Five SIGKILLs of the leader under load: every acknowledged append survives and the history is linearizable."""
+
+    async def scenario() -> tuple[list[Operation], dict[str, list[str]], dict[str, str]]:
+        history: list[Operation] = []
+        acknowledged: dict[str, list[str]] = {}
+        stop = asyncio.Event()
+        await wait_for_leader(cluster)
+        clients = [asyncio.create_task(client(i, cluster, history, stop, acknowledged)) for i in range(4)]
+        for _ in range(5):
+            await asyncio.sleep(1.5)
+            leader = await wait_for_leader(cluster)
+            leader.kill(signal.SIGKILL)
+            await asyncio.sleep(0.5)
+            leader.start()  # recovery after kill -9: same data directory
+        await asyncio.sleep(1.5)
+        stop.set()
+        await asyncio.gather(*clients)
+        await wait_for_leader(cluster)
+        final: dict[str, str] = {}
+        rng = random.Random(99)
+        for key in "abc":
+            answer = await request(cluster, "GET", f"/kv/{key}", None, rng, time.monotonic() + 20)
+            assert answer is not None, "the healed cluster must answer reads"
+            final[key] = answer["value"]
+        return history, acknowledged, final
+
+    history, acknowledged, final = asyncio.run(scenario())
+    for key, values in acknowledged.items():
+        for value in values:
+            assert value in final[key], f"acknowledged append {value} to {key!r} was lost"
+    assert sum(len(v) for v in acknowledged.values()) > 20, "the workload must have made progress"
+    verdict = check_operations(kv_cas_model, history, timeout=120)
+    assert verdict.linearizable is True, verdict.explanation
+
+
+def test_bad_requests_are_refused_and_the_node_keeps_serving(cluster: list[Node]) -> None:
+    """Malformed HTTP, bad JSON and invalid commands get 4xx answers; the node then serves a good request."""
+
+    async def scenario() -> None:
+        leader = await wait_for_leader(cluster)
+        host, port = leader.http.split(":")
+        for raw in (b"garbage\r\n\r\n", b"POST /kv/a HTTP/1.1\r\nContent-Length: 5\r\n\r\n{oops",
+                    b"POST /kv/a HTTP/1.1\r\nContent-Length: 999999999\r\n\r\n"):
+            reader, writer = await asyncio.open_connection(host, int(port))
+            writer.write(raw)
+            await writer.drain()
+            line = await reader.readline()
+            assert line.split(b" ")[1] in (b"400", b"413")
+            writer.close()
+        base = f"http://{leader.http}"
+        assert (await http_call("POST", f"{base}/kv/a", {"op": "explode"}))[0] == 400
+        assert (await http_call("POST", f"{base}/kv/a", {"op": "put", "value": 7}))[0] == 400
+        assert (await http_call("GET", f"{base}/nowhere"))[0] == 404
+        assert (await http_call("POST", f"{base}/kv/a", {"op": "put", "value": "ok"}))[0] == 200
+        code, answer = await http_call("GET", f"{base}/kv/a")
+        assert (code, answer["value"]) == (200, "ok")
+
+    asyncio.run(scenario())
+
+
+def test_sigterm_shuts_down_cleanly(cluster: list[Node]) -> None:
+    """SIGTERM makes a node stop within seconds with exit status 0."""
+    asyncio.run(wait_for_leader(cluster))
+    node = cluster[0]
+    assert node.proc is not None
+    node.proc.send_signal(signal.SIGTERM)
+    assert node.proc.wait(timeout=10) == 0
+
+
+@pytest.mark.parametrize(("args", "message"), [
+    (["--id", "n1", "--bind", "127.0.0.1:1", "--http", "127.0.0.1:2", "--data-dir", "d", "--bootstrap", "n2=x"],
+     "--bootstrap"),
+    (["--id", "n1", "--bind", "nonsense", "--http", "127.0.0.1:2", "--data-dir", "d"], "nonsense"),
+    (["--id", "n1", "--bind", "127.0.0.1:1", "--http", "127.0.0.1:2", "--data-dir", "d", "--join", "ftp://x"],
+     "--join"),
+])
+def test_bad_arguments_exit_2(args: list[str], message: str) -> None:
+    """Bad command-line arguments print a clear message and exit with status 2."""
+    result = subprocess.run([sys.executable, "-m", "raft.kv_service", *args], capture_output=True, text=True,
+                            timeout=30, env=dict(os.environ))
+    assert result.returncode == 2
+    assert message in result.stderr
+
+
+def test_trace_file_holds_the_event_stream(tmp_path: Path) -> None:
+    """--trace writes the same JSON Lines events as the simulator, with wall-clock times."""
+    ports = free_ports(2)
+    trace = tmp_path / "trace.jsonl"
+    args = [sys.executable, "-m", "raft.kv_service", "--id", "n1", "--bind", f"127.0.0.1:{ports[0]}",
+            "--http", f"127.0.0.1:{ports[1]}", "--data-dir", str(tmp_path / "n1"),
+            "--bootstrap", f"n1=127.0.0.1:{ports[0]}", "--trace", str(trace)]
+    proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 20
+        while time.monotonic() < deadline:
+            if trace.exists() and '"state":"leader"' in trace.read_text():
+                break
+            time.sleep(0.1)
+    finally:
+        proc.send_signal(signal.SIGTERM)
+        proc.wait(timeout=10)
+    events = [json.loads(line) for line in trace.read_text().splitlines()]
+    leaders = [e for e in events if e["kind"] == "state" and e["state"] == "leader"]
+    assert leaders and leaders[0]["node"] == "n1" and leaders[0]["t"] > 1_000_000_000
