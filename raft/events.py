@@ -12,7 +12,8 @@ Kinds emitted by the protocol (fields after ``t``, ``node``, ``kind``):
 ``state``           ``state`` (follower, candidate, leader, shutdown), ``term``, ``reason``
 ``term``            ``term``, ``previous``
 ``leader``          ``leader`` (an ID, or "" when unknown) — hashicorp's LeaderObservation
-``timer``           ``timer`` (heartbeat, election), ``timeout``, ``deadline``
+``timer``           ``timer`` (heartbeat, election), ``timeout``, ``deadline`` — the earliest moment
+                    the randomized timer can fire (now + timeout); it fires before now + 2 × timeout
 ``election``        ``phase`` (pre_vote, vote), ``term``, ``needed``
 ``election_timeout`` ``term``, ``reason`` — a candidate starts over
 ``vote``            ``phase``, ``candidate``, ``term``, ``granted``, ``reason``
@@ -28,6 +29,8 @@ Kinds emitted by the protocol (fields after ``t``, ``node``, ``kind``):
 ``configuration``   ``which`` (latest, committed), ``index``, ``configuration``
 ``transfer``        ``phase`` (started, finished), ``target``, ``error``
 ``lease_lost``      ``contacted``, ``quorum``
+``replication_rejected`` ``peer``, ``next_index``, ``follower_last_log`` — a follower refused entries
+``client_request``, ``client_reply`` (from the runner's clients): ``command``, ``to``, ``ok``, ``index``
 ``heartbeat_failed`` ``peer``, ``last_contact``
 ``heartbeat_resumed`` ``peer``
 ``rpc_send``        ``id``, ``rpc``, ``to``, ``dir`` (request/response), ``copies``

@@ -14,7 +14,7 @@ same order; the FSM must turn the same commands into the same state.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, runtime_checkable
+from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast, runtime_checkable
 
 from raft.configuration import Configuration, decode_configuration
 from raft.errors import ErrNothingNewToSnapshot, RaftError, StoreError
@@ -97,6 +97,9 @@ class FSMRunner:
         entries so that a restore cannot overtake entries queued before it.
         """
         state = _FSMProgress()
+        # Checking a runtime Protocol is slow; the FSM's kind never changes, so ask once.
+        state.batching = isinstance(self.fsm, BatchingFSM)
+        state.config_store = isinstance(self.fsm, ConfigurationStore)
         while True:
             case, request = await select([self.fsm_mutate_ch, self.fsm_snapshot_ch, self.shutdown_ch], self.rng)
             if case is self.shutdown_ch:
@@ -129,7 +132,7 @@ class FSMRunner:
                 self._fsm_apply_batch(state, request)
 
     def _fsm_apply_batch(self: Raft, state: _FSMProgress, batch: list[CommitTuple]) -> None:
-        if isinstance(self.fsm, BatchingFSM):
+        if state.batching:
             self._fsm_apply_batching(state, batch)
             return
         for item in batch:
@@ -138,12 +141,13 @@ class FSMRunner:
             if entry.type == LogType.LogCommand:
                 response = self.fsm.apply(entry)
             elif entry.type == LogType.LogConfiguration:
-                if not isinstance(self.fsm, ConfigurationStore):
+                if not state.config_store:
                     # Nothing reached the FSM, so this entry does not move the
                     # index a snapshot would be labelled with (as in Go).
                     if item.future is not None:
                         item.future.respond(None)
                     continue
+                assert isinstance(self.fsm, ConfigurationStore)
                 self.fsm.store_configuration(entry.index, decode_configuration(entry.data))
             state.last_index, state.last_term = entry.index, entry.term
             self.events.emit("apply", "run_fsm", index=entry.index, term=entry.term, type=entry.type.name)
@@ -152,9 +156,9 @@ class FSMRunner:
                 item.future.respond(None)
 
     def _fsm_apply_batching(self: Raft, state: _FSMProgress, batch: list[CommitTuple]) -> None:
-        assert isinstance(self.fsm, BatchingFSM)
+        fsm = cast(BatchingFSM, self.fsm)  # checked once in run_fsm
         sendable = [item.log for item in batch if _goes_to_batching_fsm(item.log)]
-        responses = self.fsm.apply_batch(sendable) if sendable else []
+        responses = fsm.apply_batch(sendable) if sendable else []
         assert len(responses) == len(sendable), "BatchingFSM.apply_batch must return one response per entry"
         answers = iter(responses)
         for item in batch:
@@ -201,6 +205,8 @@ class _FSMProgress:
     def __init__(self) -> None:
         self.last_index = 0
         self.last_term = 0
+        self.batching = False
+        self.config_store = False
 
 
 def _goes_to_batching_fsm(entry: Log) -> bool:

@@ -109,7 +109,12 @@ class InvariantChecker:
         if self.max_committed:
             index = self.max_committed
             have = self._term_at(e.node, index)
-            if have is not None and have != self.committed[index]:
+            raft = self.cluster.handles[e.node].raft
+            covered = raft is not None and raft.get_last_snapshot()[0] >= index
+            if have is None and not covered:
+                self._fail("Leader Completeness", f"new leader {e.node} of term {term} has no entry at index {index}, "
+                           f"which was committed with term {self.committed[index]}", e, [e.node], index)
+            elif have is not None and have != self.committed[index]:
                 self._fail("Leader Completeness", f"new leader {e.node} of term {term} has term {have} at index "
                            f"{index}, which was committed with term {self.committed[index]}", e, [e.node], index)
 

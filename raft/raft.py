@@ -236,6 +236,7 @@ class RaftLoops:
                 heartbeat_timer, self.shutdown_ch,
             ], self.rng)
             if case is self.rpc_ch:
+                # Figure 2, Followers: "Respond to RPCs from candidates and leaders".
                 await self.process_rpc(value)
             elif case is self.configurations_ch:
                 self._answer_configurations(value)
@@ -1173,6 +1174,8 @@ class RaftLoops:
             self.logger.error("failed to persist vote: %s", err)
             return False, f"could not persist the vote: {err}"
         self.set_last_contact()  # Followers: granting a vote resets the election timeout
+        if self.config().bugs.vote_without_log_check:
+            return True, "granted without comparing logs (TEACHING BUG)"
         return True, "candidate's log is at least as up-to-date as ours"
 
     def request_pre_vote(self: Raft, rpc: RPC, req: RequestPreVoteRequest) -> None:
@@ -1217,6 +1220,8 @@ class RaftLoops:
                 return False, f"our last term {last_term} > candidate's {req.last_log_term}"
             if last_term == req.last_log_term and last_index > req.last_log_index:
                 return False, f"our log is longer ({last_index} > {req.last_log_index})"
+        if self.config().bugs.vote_without_log_check:
+            return True, "would vote without comparing logs (TEACHING BUG)"
         return True, "would vote: candidate's log is at least as up-to-date as ours"
 
     async def install_snapshot(self: Raft, rpc: RPC, req: InstallSnapshotRequest) -> None:

@@ -22,8 +22,9 @@ while the cluster runs).
 Differs: hashicorp's helpers wait in real time and fail the test on a
 timeout; here they run the virtual clock and raise ``TimeoutError``. Node IDs
 are ``n1``…``nN`` and double as addresses. Links are cut inside the simulated
-network, so a partitioned message is visibly lost (an ``rpc_drop`` event)
-instead of being refused by the transport.
+network rather than by disconnecting transports: a request over a cut link
+still fails at once, as in hashicorp's tests, but it also shows up in the
+event stream as an ``rpc_drop`` with reason "partition".
 """
 
 from __future__ import annotations
@@ -330,6 +331,20 @@ class Cluster:
         """Running nodes in the follower state (Mirrors: Followers, without waiting)."""
         return [r.local_id for r in self.rafts() if r.state() == RaftState.Follower]
 
+    def log_terms(self, node_id: str) -> dict[int, int]:
+        """{index: term} of every entry in the node's log store, crashed or not (its "disk")."""
+        store = self._handle(node_id).store
+        return {i: store.logs[i].term for i in sorted(store.logs)}
+
+    def replication_state(self) -> dict[str, tuple[int, int]]:
+        """On the current leader: {follower: (nextIndex, matchIndex)} (Figure 2, volatile state on leaders)."""
+        leader = self.leader()
+        if leader is None:
+            return {}
+        state = self.node(leader).leader_state
+        matches = state.commitment.match_indexes if state.commitment is not None else {}
+        return {peer: (repl.next_index, matches.get(peer, 0)) for peer, repl in state.repl_state.items()}
+
     def in_state(self, state: RaftState) -> list[str]:
         return [r.local_id for r in self.rafts() if r.state() == state]
 
@@ -403,7 +418,7 @@ class Cluster:
         leader = self.leader()
         if leader is None:
             raise RuntimeError("no leader to apply to; run until one is elected first")
-        future = self.node(leader).apply(command)
+        future = self.submit(command, leader)  # recorded, so an exported run replays it
         err = self.wait(future, timeout)
         if err is not None:
             raise err
