@@ -190,7 +190,7 @@ class InmemTransport:
         def deliver_request(data: bytes) -> None:
             rpc = RPC(decode_message(data), reply, io.BytesIO(reader) if reader is not None else None)
             if not peer.consumer_ch.try_send(rpc):
-                asyncio.get_event_loop().create_task(_enqueue(peer.consumer_ch, rpc, timeout))
+                asyncio.get_running_loop().create_task(_enqueue(peer.consumer_ch, rpc, timeout))
 
         if self.network is None:
             rpc = RPC(decode_message(request), reply, io.BytesIO(reader) if reader is not None else None)
@@ -255,7 +255,7 @@ class InmemPipeline:
         self.inprogress_ch: Chan[tuple[AppendFuture, asyncio.Task[Any]]] = Chan(16, name="pipeline.inprogress")
         self.shutdown = False
         self.shutdown_ch: Chan[bool] = Chan(0, name="pipeline.shutdown")
-        self._decoder = asyncio.get_event_loop().create_task(self.decode_responses())
+        self._decoder = asyncio.get_running_loop().create_task(self.decode_responses())
 
     async def decode_responses(self) -> None:
         """Hand back answers in the order the requests were sent (Mirrors: decodeResponses)."""
@@ -277,7 +277,7 @@ class InmemPipeline:
     async def append_entries(self, args: AppendEntriesRequest) -> AppendFuture:
         if self.shutdown:
             raise ErrPipelineShutdown()
-        loop = asyncio.get_event_loop()
+        loop = asyncio.get_running_loop()
         future = AppendFuture(start=loop.time(), args=args)
         call = loop.create_task(self.trans.make_rpc(self.peer_addr, args, None, self.trans.timeout))
         # A failed call whose answer nobody collects (the pipeline closed) is not a bug.

@@ -36,7 +36,7 @@ import random
 import traceback
 from collections.abc import Callable, Coroutine, Iterable
 from dataclasses import dataclass, replace
-from typing import Any, BinaryIO
+from typing import Any, BinaryIO, Self
 
 import msgpack
 
@@ -202,7 +202,7 @@ class Cluster:
         self.loop = VirtualTimeLoop(speed)
         self.loop.set_exception_handler(self._on_task_error)
         self.events = EventLog(self.loop.time)
-        self.network = SimNetwork(random.Random(f"{seed}:network"), self.events, faults)
+        self.network = SimNetwork(random.Random(f"{seed}:network"), self.events, faults, loop=self.loop)
         self.config_template = config or Config()
         self.configs = dict(configs or {})
         self.fsm_factory = fsm_factory
@@ -494,10 +494,11 @@ class Cluster:
         target = node_id or self.leader()
         if target is None:
             raise RuntimeError("no leader to send the command to")
+        raft = self.node(target)  # raises, and records nothing, if it is crashed
         self._record("submit", node=target, command=command.decode("utf-8", "replace"))
         self.events.emit("client", "client_request", "Cluster.submit", to=target,
                          command=command.decode("utf-8", "replace"))
-        return self.node(target).apply(command)
+        return raft.apply(command)
 
     def force_timeout(self, node_id: str) -> None:
         """Make a follower act as if it had not heard from a leader for a whole timeout."""
@@ -511,11 +512,15 @@ class Cluster:
 
     def drop_message(self, flight_id: int) -> bool:
         """Lose one message in flight (see ``network.in_flight``)."""
+        if flight_id not in self.network.in_flight:
+            return False
         self._record("drop_message", flight=flight_id)
         return self.network.drop(flight_id)
 
     def duplicate_message(self, flight_id: int) -> int | None:
         """Deliver one more copy of a message in flight."""
+        if flight_id not in self.network.in_flight:
+            return None
         self._record("duplicate_message", flight=flight_id)
         return self.network.duplicate(flight_id)
 
@@ -533,7 +538,7 @@ class Cluster:
                 "interventions": [i.to_dict() for i in self.interventions]}
 
     @classmethod
-    def import_run(cls, data: Any, until: float | None = None) -> Cluster:
+    def import_run(cls, data: Any, until: float | None = None) -> Self:
         """Rebuild a run from ``export_run`` data, replaying it up to its end (or virtual time ``until``).
 
         Raises ``ValueError`` with a clear message if the data is malformed.

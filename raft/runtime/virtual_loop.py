@@ -144,7 +144,10 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         # Callbacks run so far, not counting request_pause itself: a position in
         # the run that a replay can stop at exactly (see raft.testing).
         self.callbacks_run = 0
-        self._clock_resolution = 1e-9
+        # Zero: every timer runs at exactly its own due time. A non-zero
+        # resolution would run timers due a hair after a pause at the pause's
+        # time, and a replay without that pause would see other clocks.
+        self._clock_resolution = 0.0
 
     # -- the clock ----------------------------------------------------------
 
@@ -159,7 +162,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         # which can differ from it in the last bit of the float.
         target = self._now + timeout
         scheduled = self._internals._scheduled
-        if scheduled and scheduled[0]._when <= target + self._clock_resolution:
+        if scheduled and scheduled[0]._when <= target:
             target = scheduled[0]._when
         self._now = max(self._now, target)
 
@@ -248,8 +251,8 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
             timeout = min(max(0.0, scheduled[0]._when - self.time()), _MAXIMUM_SELECT_TIMEOUT)
         base._process_events(base._selector.select(timeout))
 
-        end_time = self.time() + self._clock_resolution
-        while scheduled and scheduled[0]._when < end_time:
+        now = self.time()
+        while scheduled and scheduled[0]._when <= now:
             handle = heapq.heappop(scheduled)
             handle._scheduled = False
             base._ready.append(handle)

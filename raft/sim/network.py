@@ -96,8 +96,9 @@ class SimNetwork:
     """The links between simulated nodes, and every message in flight."""
 
     def __init__(self, rng: random.Random, events: EventLog | None = None,
-                 faults: LinkFaults | None = None) -> None:
+                 faults: LinkFaults | None = None, loop: asyncio.AbstractEventLoop | None = None) -> None:
         self.rng = rng
+        self.loop = loop  # None: the running loop
         self.events = events
         self.faults = faults or LinkFaults()
         self.faults.validate()
@@ -168,7 +169,7 @@ class SimNetwork:
         Returns why the message was dropped at once ("partition", "loss",
         "sender crashed", "receiver crashed"), or None if it is on its way.
         """
-        loop = asyncio.get_event_loop()
+        loop = self.loop or asyncio.get_running_loop()
         now = loop.time()
         faults = self.faults_for(src, dst)
         reason = None
@@ -247,7 +248,7 @@ class SimNetwork:
         flight = self.in_flight.get(flight_id)
         if flight is None:
             return None
-        loop = asyncio.get_event_loop()
+        loop = self.loop or asyncio.get_running_loop()
         copy = replace(flight, arrives_at=loop.time() + self._delay(self.faults_for(flight.src, flight.dst)),
                        handle=None)
         self._emit(flight.src, "rpc_send", "SimNetwork.duplicate", id=flight.id, rpc=flight.rpc, dir=flight.dir,

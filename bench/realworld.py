@@ -1,0 +1,198 @@
+"""raft-textbook next to PySyncObj: three processes each on 127.0.0.1, same workload.
+
+    python -m bench.realworld [--seconds 5] [--failovers 5] [--json results.json]
+
+Measured for both, in the same run:
+
+* throughput: a pipelined client inside the leader process, 16-byte
+  commands, with an in-memory log and with a durable one (our SQLite store;
+  PySyncObj's journal file);
+* one-at-a-time latency (p50, p99) of a single command;
+* time to a new leader after SIGKILL of the leader.
+
+PySyncObj is installed into its own virtual environment (bench/.venv-pysyncobj,
+created on first use from PyPI); it is never a dependency of the project. Its
+batching is on for the throughput runs and off for the latency run, as the
+project's goals ask; our side uses hashicorp's defaults.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+HERE = Path(__file__).resolve().parent
+VENV = HERE / ".venv-pysyncobj"
+
+
+def pysyncobj_python() -> str:
+    python = VENV / "bin" / "python"
+    if not python.exists():
+        subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
+        subprocess.run([str(python), "-m", "pip", "install", "--quiet", "pysyncobj"], check=True)
+    return str(python)
+
+
+def free_ports(count: int) -> list[int]:
+    sockets = [socket.socket() for _ in range(count)]
+    for s in sockets:
+        s.bind(("127.0.0.1", 0))
+    ports = [s.getsockname()[1] for s in sockets]
+    for s in sockets:
+        s.close()
+    return ports
+
+
+class Trio:
+    """Three node processes of one implementation."""
+
+    def __init__(self, kind: str, mode: str, extra: list[str], workdir: str) -> None:
+        ports = free_ports(3)
+        self.procs: list[subprocess.Popen[bytes]] = []
+        addresses = [f"127.0.0.1:{p}" for p in ports]
+        for k in range(3):
+            if kind == "raft":
+                peers = ",".join(f"n{i + 1}={a}" for i, a in enumerate(addresses))
+                cmd = [sys.executable, str(HERE / "raft_node.py"), "--id", f"n{k + 1}", "--peers", peers,
+                       "--mode", mode, "--data-dir", workdir, *extra]
+            else:
+                others = ",".join(a for i, a in enumerate(addresses) if i != k)
+                cmd = [pysyncobj_python(), str(HERE / "pysyncobj_node.py"), "--self", addresses[k],
+                       "--partners", others, "--mode", mode, *extra]
+                if "--journal" in extra:
+                    cmd[cmd.index("--journal") + 1] = os.path.join(workdir, f"journal{k}")
+            env = dict(os.environ, PYTHONPATH=str(HERE.parent))
+            self.procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, env=env))
+        for proc in self.procs:
+            os.set_blocking(proc.stdout.fileno(), False)  # type: ignore[union-attr]
+        self.buffers = [""] * 3
+
+    def lines(self) -> list[tuple[int, dict[str, Any]]]:
+        """New JSON lines from any process, with the process number."""
+        found = []
+        for k, proc in enumerate(self.procs):
+            assert proc.stdout is not None
+            try:
+                chunk = os.read(proc.stdout.fileno(), 1 << 16)
+            except BlockingIOError:
+                chunk = b""
+            if chunk:
+                self.buffers[k] += chunk.decode()
+            *complete, self.buffers[k] = self.buffers[k].split("\n")
+            found += [(k, json.loads(line)) for line in complete if line.startswith("{")]
+        return found
+
+    def wait_for(self, predicate: Any, timeout: float) -> tuple[int, dict[str, Any]]:
+        deadline = time.time() + timeout
+        while time.time() < deadline:
+            for k, line in self.lines():
+                if predicate(line):
+                    return k, line
+            time.sleep(0.005)
+        raise TimeoutError("benchmark processes did not report in time")
+
+    def stop(self) -> None:
+        for proc in self.procs:
+            if proc.poll() is None:
+                proc.kill()
+            proc.wait()
+
+
+def measure(kind: str, mode: str, extra: list[str], seconds: float) -> dict[str, Any]:
+    with tempfile.TemporaryDirectory() as workdir:
+        trio = Trio(kind, mode, [*extra, "--seconds", str(seconds)], workdir)
+        try:
+            _, result = trio.wait_for(lambda line: line.get("event") == "result", seconds + 60)
+        finally:
+            trio.stop()
+    return result
+
+
+def failover(kind: str, rounds: int) -> list[float]:
+    times = []
+    for _ in range(rounds):
+        with tempfile.TemporaryDirectory() as workdir:
+            trio = Trio(kind, "idle", [], workdir)
+            try:
+                # Wait until the cluster has a leader and has been stable for a moment.
+                _, line = trio.wait_for(lambda line: line.get("event") == "leader" and line.get("leader"), 30)
+                time.sleep(2.0)
+                trio.lines()
+                leader_proc = _leader_process(trio, kind, line["leader"])
+                killed_at = time.time()
+                trio.procs[leader_proc].send_signal(signal.SIGKILL)
+                _, new = trio.wait_for(_new_leader_after(line["leader"], killed_at), 60)
+                times.append(new["t"] - killed_at)
+            finally:
+                trio.stop()
+    return times
+
+
+def _new_leader_after(old: str, killed_at: float) -> Any:
+    return lambda line: (line.get("event") == "leader" and line.get("leader") not in (None, old)
+                         and line.get("t", 0) > killed_at)
+
+
+def _leader_process(trio: Trio, kind: str, leader: str) -> int:
+    for k, proc in enumerate(trio.procs):
+        args = proc.args if isinstance(proc.args, list) else []
+        if kind == "raft" and f"n{k + 1}" == leader:
+            return k
+        if kind == "pysyncobj" and leader in [str(a) for a in args]:
+            index = [str(a) for a in args].index("--self")
+            if str(args[index + 1]) == leader:
+                return k
+    raise AssertionError(f"no process is the leader {leader}")
+
+
+def pct(values: list[float], p: float) -> float:
+    ordered = sorted(values)
+    return ordered[min(len(ordered) - 1, int(p / 100 * len(ordered)))]
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--seconds", type=float, default=5.0)
+    parser.add_argument("--failovers", type=int, default=5)
+    parser.add_argument("--inflight", type=int, default=1000)
+    parser.add_argument("--json", metavar="FILE")
+    args = parser.parse_args()
+    inflight = ["--inflight", str(args.inflight)]
+    results: dict[str, Any] = {}
+    rows = []
+
+    ours = measure("raft", "throughput", [*inflight, "--store", "memory"], args.seconds)["rate"]
+    theirs = measure("pysyncobj", "throughput", [*inflight, "--batch"], args.seconds)["rate"]
+    rows.append(("throughput, in-memory log (ops/s)", ours, theirs))
+    ours = measure("raft", "throughput", [*inflight, "--store", "sqlite"], args.seconds)["rate"]
+    theirs = measure("pysyncobj", "throughput", [*inflight, "--batch", "--journal", "x"], args.seconds)["rate"]
+    rows.append(("throughput, durable log (ops/s)", ours, theirs))
+    ours_lat = measure("raft", "latency", ["--store", "memory"], args.seconds)["latencies"]
+    theirs_lat = measure("pysyncobj", "latency", [], args.seconds)["latencies"]
+    rows.append(("latency p50, one at a time (ms)", 1000 * pct(ours_lat, 50), 1000 * pct(theirs_lat, 50)))
+    rows.append(("latency p99, one at a time (ms)", 1000 * pct(ours_lat, 99), 1000 * pct(theirs_lat, 99)))
+    ours_fail = failover("raft", args.failovers)
+    theirs_fail = failover("pysyncobj", args.failovers)
+    rows.append(("new leader after SIGKILL, median (s)", statistics.median(ours_fail), statistics.median(theirs_fail)))
+
+    print(f"{'measure':42s} {'raft-textbook':>14s} {'PySyncObj':>12s} {'ratio':>7s}")
+    for name, a, b in rows:
+        print(f"{name:42s} {a:14,.2f} {b:12,.2f} {a / b if b else float('nan'):7.2f}")
+        results[name] = {"raft_textbook": a, "pysyncobj": b}
+    print("(ratio = raft-textbook / PySyncObj; for throughput higher is better, for times lower is better)")
+    if args.json:
+        Path(args.json).write_text(json.dumps(results, indent=2))
+
+
+if __name__ == "__main__":
+    main()

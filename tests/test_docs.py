@@ -1,0 +1,252 @@
+"""The documentation site builds strictly, and what it generates from the code is really there.
+
+``mkdocs build --strict`` fails on any warning: a tutorial that fails, a
+snippet section that is gone, a link to a heading, a line or a name that does
+not exist. On top of that we check the generated maps, the rule that every
+block of Python on the site comes from a tutorial, the glossary's Python
+names, the absence of any CDN, and the freshness of the benchmark plot.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import html
+import importlib.util
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+from types import ModuleType
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+BUILD_TIMEOUT = 900
+FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<info>[^\n`]*)\n"
+                   r"(?P<body>.*?)^(?P=indent)(?P=fence)[ \t]*$", re.MULTILINE | re.DOTALL)
+ALLOWED_LANGUAGES = {"python", "text", "console", "go", "markdown", "json"}
+
+
+def load_hooks() -> ModuleType:
+    spec = importlib.util.spec_from_file_location("docs_hooks", DOCS / "hooks.py")
+    assert spec is not None and spec.loader is not None
+    module = importlib.util.module_from_spec(spec)
+    sys.modules["docs_hooks"] = module
+    spec.loader.exec_module(module)
+    return module
+
+
+@pytest.fixture(scope="module")
+def site(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """The site, built once with ``mkdocs build --strict`` into a temporary folder."""
+    out = tmp_path_factory.mktemp("site")
+    env = {**os.environ, "NO_MKDOCS_2_WARNING": "1"}
+    done = subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--site-dir", str(out)],
+                          cwd=ROOT, env=env, capture_output=True, text=True, timeout=BUILD_TIMEOUT, check=False)
+    assert done.returncode == 0, f"mkdocs build --strict failed:\n{done.stdout[-4000:]}\n{done.stderr[-6000:]}"
+    return out
+
+
+def page_text(site: Path, page: str) -> str:
+    """The visible text of a built page, with tags stripped and entities decoded."""
+    raw = (site / page / "index.html").read_text(encoding="utf-8")
+    main = raw.split('<article class="md-content__inner', 1)[-1]
+    return html.unescape(re.sub(r"<[^>]+>", "", main))
+
+
+def table_rows(site: Path, page: str) -> list[str]:
+    raw = (site / page / "index.html").read_text(encoding="utf-8")
+    return [html.unescape(re.sub(r"<[^>]+>", " ", row)) for row in re.findall(r"<tr>(.*?)</tr>", raw, re.DOTALL)]
+
+
+# -- the build and the generated pages ---------------------------------------------------
+
+
+def test_site_builds_strictly(site: Path) -> None:
+    """The build succeeded (see the fixture) and produced the home page and a source page per module."""
+    assert (site / "index.html").is_file()
+    modules = list((ROOT / "raft").rglob("*.py"))
+    pages = list((site / "source").rglob("index.html"))
+    assert len(pages) >= len(modules), "one source page per module of raft/, plus the index"
+
+
+def test_go_python_map_pairs_go_names_with_python_names(site: Path) -> None:
+    """The Go ↔ Python map, generated from Mirrors: lines, pairs runFollower with run_follower, and more."""
+    rows = table_rows(site, "maps/go-python")
+    for go, python in [("runFollower", "run_follower"), ("replicateTo", "replicate_to"),
+                       ("appendEntries", "append_entries"), ("recalculate", "Commitment.recalculate"),
+                       ("runFSM", "run_fsm"), ("Apply", "Raft.apply")]:
+        assert any(re.search(rf"\b{go}\b", row) and python in row for row in rows), f"no row {go} ↔ {python}"
+    text = page_text(site, "maps/go-python")
+    assert "raft.go" in text and "replication.go" in text and "commitment.go" in text
+
+
+def test_paper_map_sends_figure_2_rules_to_the_functions_that_enforce_them(site: Path) -> None:
+    """Each Figure 2 rule the code cites is mapped to the function that enforces it."""
+    rows = table_rows(site, "maps/paper")
+    expected = [
+        ("Refuse a candidate whose term is older", "_decide_vote"),
+        ("candidate's log is at least as up-to-date", "_decide_vote"),
+        ("Refuse if our log has no entry at prevLogIndex", "append_entries"),
+        ("delete it and all after it", "_store_new_entries"),
+        ("majority's matchIndex", "Commitment.recalculate"),
+        ("increment currentTerm, vote for yourself", "elect_self"),
+        ("discard the entire log", "_keep_or_discard_log"),
+    ]
+    for rule, function in expected:
+        assert any(rule in row and function in row for row in rows), f"rule {rule!r} is not mapped to {function}"
+    assert any("prevLogIndex" in row and "prev_log_entry" in row for row in rows), "field table: prevLogIndex"
+    assert any("Election Safety" in row and "_on_state" in row for row in rows), "Figure 3: Election Safety"
+    assert "§5.4.2" in page_text(site, "maps/paper")
+
+
+def test_differences_page_collects_every_differs_line(site: Path) -> None:
+    """The Differs: lines are collected, including comments, with the big ones explained by hand."""
+    text = page_text(site, "maps/differences")
+    count = int(re.search(r"(\d+) differences are recorded in the code", text)[1])  # type: ignore[index]
+    hooks = load_hooks()
+    index = hooks.scan_code()
+    tagged = sum(len(d.tag("Differs")) for d in index.definitions)
+    comments = sum(1 for d in index.definitions for c in d.comments if c.text.startswith("Differs:"))
+    assert count == tagged + comments > 20
+    assert "_keep_or_discard_log" in text and "#697" in text
+
+
+def test_event_kinds_page_lists_where_events_come_from(site: Path) -> None:
+    rows = table_rows(site, "maps/events")
+    assert any("truncate" in row and "_store_new_entries" in row and "append_entries" in row for row in rows)
+    assert any("replication_rejected" in row and "replicate_to" in row for row in rows)
+    assert any("rpc_drop" in row and "SimNetwork" in row for row in rows)
+
+
+@pytest.mark.parametrize("page", ["tutorials/01-first-cluster", "tutorials/02-leader-election",
+                                  "tutorials/03-log-replication", "tutorials/04-safety",
+                                  "tutorials/05-membership", "tutorials/06-snapshots",
+                                  "tutorials/07-transfer-and-pre-vote", "tutorials/09-debugging"])
+def test_tutorial_pages_show_code_and_real_output(site: Path, page: str) -> None:
+    """A tutorial page has its snippets and their output, and no snippet line was left unexpanded."""
+    raw = (site / page / "index.html").read_text(encoding="utf-8")
+    assert "--8&lt;--" not in raw and "--8<--" not in raw
+    assert raw.count(">Output<") >= 3
+    assert "Cluster" in page_text(site, page)
+
+
+def test_tutorial_8_waits_without_code_or_output(site: Path) -> None:
+    """Tutorial 8 is a placeholder until the TCP transport lands: no code, no invented output."""
+    raw = (site / "tutorials/08-tcp-cluster/index.html").read_text(encoding="utf-8")
+    assert "Coming soon" in raw
+    assert '<div class="highlight">' not in raw
+
+
+def test_visualizer_guide_lists_the_presets(site: Path) -> None:
+    raw = (site / "tools/visualizer/index.html").read_text(encoding="utf-8")
+    for preset in (ROOT / "visualizer" / "presets").glob("*.json"):
+        assert f'id="preset-{preset.stem}"' in raw
+
+
+def test_no_cdn(site: Path) -> None:
+    """Nothing on the site loads a script, a style sheet, a font or an image from another host."""
+    loads = re.compile(r"""<(?:script|link|img)\b[^>]*\b(?:src|href)=["'](?:https?:)?//""", re.IGNORECASE)
+    for path in site.rglob("*.html"):
+        text = path.read_text(encoding="utf-8")
+        assert not loads.search(text), f"{path.relative_to(site)} loads something from the network"
+    for path in [*site.rglob("*.css"), *site.rglob("*.js")]:
+        text = path.read_text(encoding="utf-8", errors="replace")
+        assert "fonts.googleapis.com" not in text and "cdn.jsdelivr.net" not in text, path.name
+
+
+# -- rules for the Markdown sources (no build needed) ---------------------------------------
+
+
+def markdown_pages() -> list[Path]:
+    return sorted(DOCS.rglob("*.md"))
+
+
+@pytest.mark.parametrize("page", markdown_pages(), ids=lambda p: str(p.relative_to(DOCS)))
+def test_every_code_block_is_run_or_marked_as_not_runnable(page: Path) -> None:
+    """A ``python`` block holds only snippet lines from tutorials/ (run by the tests); others name a language."""
+    text = page.read_text(encoding="utf-8")
+    for match in FENCE.finditer(text):
+        language = match["info"].strip().split(" ")[0]
+        assert language in ALLOWED_LANGUAGES, f"{page.name}: a code block needs one of {sorted(ALLOWED_LANGUAGES)}"
+        if language == "python":
+            lines = [line.strip() for line in match["body"].splitlines() if line.strip()]
+            assert lines, f"{page.name}: empty python block"
+            for line in lines:
+                assert re.fullmatch(r'--8<-- "tutorials/[\w]+\.py(:[\w-]+)?"', line), \
+                    f"{page.name}: python block with code that no test runs: {line!r}"
+
+
+def test_glossary_python_names_exist() -> None:
+    """Every name in the glossary's Python column is defined or used in raft/."""
+    source = "\n".join(p.read_text(encoding="utf-8") for p in (ROOT / "raft").rglob("*.py"))
+    glossary = (DOCS / "glossary.md").read_text(encoding="utf-8")
+    checked = 0
+    for table in re.split(r"\n\s*\n", glossary):
+        lines = [line for line in table.splitlines() if line.startswith("|")]
+        if not lines or "Python" not in lines[0]:
+            continue
+        column = [cell.strip() for cell in lines[0].strip("|").split("|")].index("Python")
+        for line in lines[2:]:
+            cell = [c.strip() for c in line.strip("|").split("|")][column]
+            for name in re.findall(r"`([^`]+)`", cell):
+                for part in re.findall(r"[A-Za-z_]\w*", name):
+                    assert re.search(rf"\b{part}\b", source), f"glossary names {name!r}, but raft/ has no {part!r}"
+                    checked += 1
+    assert checked > 50
+
+
+def test_election_plot_was_drawn_from_the_committed_results() -> None:
+    """docs/assets/election_times.png records the hash of bench/results/election.json it was drawn from."""
+    from PIL import Image
+
+    results = ROOT / "bench" / "results" / "election.json"
+    with Image.open(DOCS / "assets" / "election_times.png") as picture:
+        recorded = picture.text.get("Source-SHA256")  # type: ignore[attr-defined]
+    assert recorded == hashlib.sha256(results.read_bytes()).hexdigest(), \
+        "the results changed; redraw the plot with `python -m bench.plots`"
+
+
+def test_throughput_plot_waits_for_its_benchmark() -> None:
+    from bench.plots import plot_throughput_against_pysyncobj
+
+    with pytest.raises(NotImplementedError, match="issue 6"):
+        plot_throughput_against_pysyncobj()
+
+
+# -- the hook's parsers -----------------------------------------------------------------------
+
+
+def test_docstring_tags_are_parsed_across_lines() -> None:
+    hooks = load_hooks()
+    summary, tags = hooks.parse_tags(
+        'Answer RPCs (Mirrors: setLeader).\n\nPaper:   Figure 2, Followers: "If election timeout\n'
+        '         elapses".\nMirrors: raft.go runFollower.\nDiffers: one helper,\ninstead of many.\n\nMore text.')
+    assert summary == "Answer RPCs (Mirrors: setLeader)."
+    assert tags["Mirrors"] == ["setLeader", "raft.go runFollower."]
+    assert tags["Paper"] == ['Figure 2, Followers: "If election timeout elapses".']
+    assert tags["Differs"] == ["one helper, instead of many."]
+
+
+def test_thesis_sections_are_told_apart_from_paper_sections() -> None:
+    hooks = load_hooks()
+    assert hooks.references("Figure 2 (all four boxes), §5.1–§5.4; Thesis §9.6 (pre-vote), §3.10") == [
+        "Figure 2", "§5.1", "§5.4", "Thesis §9.6", "Thesis §3.10"]
+    assert hooks.references("§6.2 of the thesis (a leader steps down)") == ["Thesis §6.2"]
+
+
+def test_visualizer_screenshot_is_shown_only_if_it_exists(tmp_path: Path) -> None:
+    """Without docs/assets/visualizer.png the guide says it is coming, and the strict build does not fail."""
+    hooks = load_hooks()
+    assert "Screenshot coming" in hooks.screenshot("tools/visualizer.md", tmp_path)
+    (tmp_path / "assets").mkdir()
+    (tmp_path / "assets" / "visualizer.png").write_bytes(b"")
+    assert "](../assets/visualizer.png)" in hooks.screenshot("tools/visualizer.md", tmp_path)
+
+
+def test_tutorial_output_is_cut_at_step_headers() -> None:
+    hooks = load_hooks()
+    steps = hooks.split_steps("\n=== [one] First ===\na\nb\n\n=== [two] Second ===\nc\n")
+    assert steps == {"one": "a\nb\n", "two": "c\n"}

@@ -1,0 +1,118 @@
+"""Every tutorial runs, prints what its page says it prints, and prints it the same way every time.
+
+The documentation shows the tutorials' code and output (docs/hooks.py runs
+them at build time); these tests make sure each script still works on its
+own, as a student runs it: ``python tutorials/NN_name.py``.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+TUTORIALS = sorted((ROOT / "tutorials").glob("[0-9][0-9]_*.py"))
+TIMEOUT = 300  # seconds per tutorial; they take from under a second to about ten
+STEP = re.compile(r'^step\("(?P<name>[\w-]+)", "(?P<title>[^"]*)"\)', re.MULTILINE)
+
+# A few lines each tutorial must print: the facts its page explains.
+KEY_LINES: dict[str, list[str]] = {
+    "01_first_cluster": [r"leads term 2", r"after the crash, n\d leads term 3", r"identical on a second run: True"],
+    "02_leader_election": [r"granted=False \(already voted for", r"election_timeout term=2",
+                           r"split votes in 100 seeds", r"nodes that stood before a leader won"],
+    "03_log_replication": [r"replication_rejected peer=", r"truncate first=\d+ last=\d+ term=2",
+                           r"ErrLeadershipLost"],
+    "04_safety_figures_7_and_8": [r"'leader' wins term 8", r"c\s+truncate", r"S1's commit index is 0",
+                                  r"S1's commit index is now 3",
+                                  r"the invariant checker stopped the run: Leader Completeness"],
+    "05_membership": [r"n4 knows: n1 n2 n3 n4", r"latest\s+index 6", r"shutdown"],
+    "06_snapshots": [r"snapshot_taken", r"snapshot_installed", r"Figure 13 rule 7"],
+    "07_transfer_and_pre_vote": [r"handed over to", r"after 10 s alone, n\d is in term \d+ \(the cluster: 2\)",
+                                 r"after healing, n\d leads term 2$"],
+    "09_debugging": [r"InvariantViolation: State Machine Safety", r"identical failure: True",
+                     r"not linearizable", r"replayed trace identical: True"],
+}
+
+
+@dataclass
+class Run:
+    returncode: int
+    stdout: str
+    stderr: str
+
+
+def run(script: Path, hash_seed: str) -> Run:
+    env = {**os.environ, "PYTHONHASHSEED": hash_seed, "PYTHONIOENCODING": "utf-8",
+           "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run([sys.executable, str(script)], cwd=ROOT, env=env, capture_output=True, text=True,
+                          encoding="utf-8", timeout=TIMEOUT, check=False)
+    return Run(done.returncode, done.stdout, done.stderr)
+
+
+@pytest.fixture(scope="module")
+def runs() -> dict[str, Run]:
+    """Every tutorial, run once, several at a time."""
+    with ThreadPoolExecutor(max_workers=min(len(TUTORIALS), os.cpu_count() or 1)) as pool:
+        results = pool.map(lambda script: run(script, "1"), TUTORIALS)
+    return {script.stem: result for script, result in zip(TUTORIALS, results, strict=True)}
+
+
+def test_there_are_tutorials_for_every_landed_feature() -> None:
+    """Tutorials 1–7 and 9 exist; 8 waits for the TCP transport (its page says so)."""
+    numbers = sorted(int(script.name[:2]) for script in TUTORIALS)
+    assert numbers[:7] == [1, 2, 3, 4, 5, 6, 7]
+    assert 9 in numbers
+    assert KEY_LINES.keys() <= {script.stem for script in TUTORIALS}
+
+
+@pytest.mark.parametrize("script", TUTORIALS, ids=lambda p: p.stem)
+def test_tutorial_runs_cleanly(script: Path, runs: dict[str, Run]) -> None:
+    """The script exits 0, writes nothing to stderr, and prints something substantive."""
+    result = runs[script.stem]
+    assert result.returncode == 0, f"{script.name} failed:\n{result.stderr[-3000:]}"
+    assert result.stderr == "", f"{script.name} wrote to stderr:\n{result.stderr[-3000:]}"
+    assert len(result.stdout.splitlines()) >= 10, f"{script.name} printed almost nothing"
+
+
+@pytest.mark.parametrize("script", TUTORIALS, ids=lambda p: p.stem)
+def test_tutorial_prints_every_step_in_order(script: Path, runs: dict[str, Run]) -> None:
+    """Each step(...) call prints its header, in order: the docs cut the output there."""
+    steps = [(m["name"], m["title"]) for m in STEP.finditer(script.read_text(encoding="utf-8"))]
+    assert steps, f"{script.name} has no step() headers"
+    headers = [line for line in runs[script.stem].stdout.splitlines() if line.startswith("=== [")]
+    assert headers == [f"=== [{name}] {title} ===" for name, title in steps]
+
+
+@pytest.mark.parametrize("script", TUTORIALS, ids=lambda p: p.stem)
+def test_snippet_sections_are_well_formed(script: Path) -> None:
+    """Every ``--8<-- [start:NAME]`` has its ``[end:NAME]``, after it, and names are unique."""
+    text = script.read_text(encoding="utf-8")
+    starts = re.findall(r"^# --8<-- \[start:([\w-]+)\]$", text, re.MULTILINE)
+    ends = re.findall(r"^# --8<-- \[end:([\w-]+)\]$", text, re.MULTILINE)
+    assert starts, f"{script.name} has no snippet sections"
+    assert len(starts) == len(set(starts)), "section names must be unique"
+    assert sorted(starts) == sorted(ends)
+    for name in starts:
+        assert text.index(f"[start:{name}]") < text.index(f"[end:{name}]")
+
+
+@pytest.mark.parametrize("stem", sorted(KEY_LINES))
+def test_tutorial_prints_its_key_lines(stem: str, runs: dict[str, Run]) -> None:
+    """The facts each tutorial's page explains are in its output."""
+    output = runs[stem].stdout
+    for pattern in KEY_LINES[stem]:
+        assert re.search(pattern, output, re.MULTILINE), f"{stem}: no line matches {pattern!r}"
+
+
+@pytest.mark.parametrize("stem", ["01_first_cluster", "04_safety_figures_7_and_8", "05_membership"])
+def test_tutorial_output_does_not_depend_on_the_hash_seed(stem: str, runs: dict[str, Run]) -> None:
+    """The same script prints the same bytes with another PYTHONHASHSEED: what the site shows, you get."""
+    again = run(ROOT / "tutorials" / f"{stem}.py", "2")
+    assert again.stdout == runs[stem].stdout

@@ -1,0 +1,199 @@
+"""Scenario presets: each one tells its whole story, the same way every time, and rewinds exactly.
+
+The presets run here without a browser or a thread: the test presses Next
+whenever a caption pauses, and advances virtual time in small ticks, as the
+simulation thread would.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from visualizer.commands import Command
+from visualizer.narration import PRESET_DIR, PresetError, load_presets, parse_preset
+from visualizer.simulation import Simulation
+
+PRESETS = load_presets()
+
+
+class Recorder:
+    """A publisher that keeps every message."""
+
+    def __init__(self) -> None:
+        self.messages: list[tuple[str | None, str, Any]] = []
+
+    def broadcast(self, name: str, data: Any) -> None:
+        self.messages.append((None, name, data))
+
+    def send(self, sid: str, name: str, data: Any) -> None:
+        self.messages.append((sid, name, data))
+
+    def errors(self) -> list[Any]:
+        return [data for _, name, data in self.messages if name == "error"]
+
+
+def do(sim: Simulation, action: str, **args: Any) -> None:
+    sim.enqueue(Command(action, args, "test"))
+    sim.run_pending()
+
+
+def play_preset(name: str, limit: float = 40.0, tick: float = 0.01) -> tuple[Simulation, Recorder]:
+    recorder = Recorder()
+    sim = Simulation(recorder, playing=False, presets=PRESETS)
+    do(sim, "preset", name=name)
+    assert sim.narrator is not None
+    while sim.narrator.phase != "done" and sim.cluster.now < limit:
+        if sim.narrator.phase == "paused":
+            do(sim, "narration", do="next")
+        sim.playing = True
+        sim._advance_by(tick)
+    return sim, recorder
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_every_preset_reaches_its_last_caption(name: str) -> None:
+    """A preset whose wait never matches would leave a lecture hanging: each one must finish."""
+    sim, recorder = play_preset(name)
+    try:
+        narrator = sim.narrator
+        assert narrator is not None
+        assert narrator.phase == "done", f"stuck at step {narrator.index + 1}: {narrator.step}"
+        assert [s["step"] for s in narrator.shown] == list(range(len(narrator.preset.steps)))
+        assert not recorder.errors()
+        assert all("{" not in s["text"] for s in narrator.shown), "every caption field was filled in"
+    finally:
+        sim.stop()
+
+
+def test_split_vote_preset_really_splits_the_vote() -> None:
+    """The split-vote seed makes several candidates stand in one term that nobody wins."""
+    sim, _ = play_preset("3-split-vote")
+    try:
+        events = sim.cluster.events.events
+        candidates = {e.node for e in events if e.kind == "election" and e["phase"] == "vote" and e["term"] == 2}
+        leaders = [e for e in events if e.kind == "state" and e["state"] == "leader"]
+        assert len(candidates) >= 2
+        assert leaders and all(e["term"] > 2 for e in leaders), "nobody won the split term"
+    finally:
+        sim.stop()
+
+
+def test_disruptive_server_forces_a_step_down_only_without_pre_vote() -> None:
+    """Without pre-vote a rejoining server deposes the leader; with pre-vote the leader survives."""
+    without, _ = play_preset("6-disruptive-server")
+    with_pre_vote, _ = play_preset("7-pre-vote")
+    try:
+        for sim, expect_step_down in ((without, True), (with_pre_vote, False)):
+            events = sim.cluster.events.events
+            first_leader = next(e for e in events if e.kind == "state" and e["state"] == "leader")
+            stepped_down = any(e.kind == "state" and e.node == first_leader.node and e["state"] == "follower"
+                               for e in events if e.t > first_leader.t)
+            assert stepped_down is expect_step_down
+    finally:
+        without.stop()
+        with_pre_vote.stop()
+
+
+def test_stale_leader_loses_its_uncommitted_write() -> None:
+    """The cut-off leader's write is refused to the client and erased from every log after the heal."""
+    sim, _ = play_preset("4-stale-leader")
+    try:
+        requests = {r.command: r for r in sim.cluster.client_requests}
+        assert requests["set x stale"].ok is False
+        assert requests["set x fresh"].ok is True
+        for node in sim.cluster.ids:
+            store = sim.cluster.handles[node].store
+            commands = [store.get_log(i).data for i in range(1, store.last_index() + 1)]
+            assert b"set x stale" not in commands
+    finally:
+        sim.stop()
+
+
+def test_figure_7_preset_ends_with_identical_logs() -> None:
+    """Every follower's log ends up equal to the leader's, as the paper's Figure 7 discussion says."""
+    sim, _ = play_preset("8-figure-7")
+    try:
+        sim.playing = True
+        sim._advance_by(1.0)
+        logs = {}
+        for node in sim.cluster.ids:
+            store = sim.cluster.handles[node].store
+            logs[node] = [store.get_log(i).term for i in range(1, store.last_index() + 1)]
+        assert all(log == logs["L"] for log in logs.values()), logs
+    finally:
+        sim.stop()
+
+
+def test_a_preset_run_rewinds_and_replays_to_the_same_trace_and_captions() -> None:
+    """Rewinding inside a preset and playing on reproduces the events and the captions exactly."""
+    sim, recorder = play_preset("2-leader-crash")
+    try:
+        end, trace = sim.cluster.now, sim.cluster.trace()
+        captions = [s["text"] for s in sim.narrator.shown] if sim.narrator else []
+        do(sim, "seek", t=1.7)
+        assert sim.cluster.now == 1.7 and sim.future, "the crash and restart are still ahead"
+        do(sim, "seek", t=end)
+        assert sim.cluster.trace() == trace
+        assert sim.narrator is not None and [s["text"] for s in sim.narrator.shown] == captions
+        assert not recorder.errors()
+    finally:
+        sim.stop()
+
+
+@pytest.mark.parametrize("name", sorted(PRESETS))
+def test_rewinding_anywhere_in_a_preset_replays_it_exactly(name: str) -> None:
+    """From any rewind point, playing on gives back the same events, captions and no errors."""
+    sim, recorder = play_preset(name)
+    try:
+        assert sim.narrator is not None
+        end, trace, captions = sim.cluster.now, sim.cluster.trace(), list(sim.narrator.shown)
+        for fraction in (0.2, 0.55, 0.9):
+            do(sim, "seek", t=end * fraction)
+            do(sim, "seek", t=end)
+            assert sim.cluster.trace() == trace, f"rewind to {end * fraction:.3f}"
+            assert sim.narrator is not None and sim.narrator.shown == captions
+        assert not recorder.errors()
+    finally:
+        sim.stop()
+
+
+def test_narration_back_returns_to_the_previous_caption() -> None:
+    """Back rewinds to where the previous caption was shown."""
+    sim, _ = play_preset("1-first-election")
+    try:
+        assert sim.narrator is not None
+        shown = sim.narrator.shown
+        do(sim, "narration", do="back")
+        assert sim.cluster.now == pytest.approx(shown[-2]["t"], abs=1e-6)
+    finally:
+        sim.stop()
+
+
+def test_every_preset_file_is_valid_json_with_the_documented_keys() -> None:
+    """The preset files parse, and each names only documented keys."""
+    for path in sorted(Path(PRESET_DIR).glob("*.json")):
+        data = json.loads(path.read_text(encoding="utf-8"))
+        assert set(data) <= {"title", "summary", "cluster", "setup", "steps"}, path.name
+        assert data["steps"], path.name
+
+
+@pytest.mark.parametrize(("data", "problem"), [
+    ({}, "cluster"),
+    ({"cluster": {"nodes": 2}, "steps": [{"caption": "x"}]}, "cluster.nodes"),
+    ({"cluster": {"config": {"bogus": 1}}, "steps": [{"caption": "x"}]}, "cluster.config"),
+    ({"cluster": {}, "steps": []}, "steps"),
+    ({"cluster": {}, "steps": [{"text": "x"}]}, "step 1"),
+    ({"cluster": {}, "steps": [{"caption": "x", "do": [{"action": "format"}]}]}, "interventions"),
+    ({"cluster": {}, "steps": [{"caption": "x", "after": -1}]}, "after"),
+    ({"cluster": {}, "steps": [{"caption": "x", "wait": {"state": "leader"}}]}, "kind"),
+    ({"cluster": {}, "setup": {"logs": {"n1": [3, 1]}}, "steps": [{"caption": "x"}]}, "never decrease"),
+    ({"cluster": {}, "setup": {"logs": {"n9": [1]}}, "steps": [{"caption": "x"}]}, "setup.logs"),
+])
+def test_a_malformed_preset_is_reported_with_its_place(data: dict[str, Any], problem: str) -> None:
+    """A mistake in a preset file names the preset and the part that is wrong."""
+    with pytest.raises(PresetError, match=problem):
+        parse_preset("broken", data)

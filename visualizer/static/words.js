@@ -1,0 +1,178 @@
+// Plain words for events: what happened, and why.
+//
+// The server sends events exactly as the simulation emitted them
+// (raft/events.py lists every kind and its fields). This file turns one into
+// a sentence a student can read aloud; the event's own `reason` field, when
+// it has one, says why the node decided what it did.
+"use strict";
+
+const Words = (() => {
+  const RPC_NAMES = {
+    request_vote: "RequestVote",
+    request_pre_vote: "PreVote",
+    append_entries: "AppendEntries",
+    heartbeat: "heartbeat",
+    install_snapshot: "InstallSnapshot",
+    timeout_now: "TimeoutNow",
+  };
+
+  // Short labels drawn on the travelling messages.
+  const RPC_SHORT = {
+    request_vote: "RV",
+    request_pre_vote: "PV",
+    append_entries: "AE",
+    heartbeat: "HB",
+    install_snapshot: "IS",
+    timeout_now: "TN",
+  };
+
+  function rpcName(kind) {
+    return RPC_NAMES[kind] || kind;
+  }
+
+  function phaseName(phase) {
+    return phase === "pre_vote" ? "pre-vote" : "vote";
+  }
+
+  function entriesText(entries) {
+    if (!entries || entries.length === 0) return "no entries";
+    const first = entries[0][0];
+    const last = entries[entries.length - 1][0];
+    return first === last ? `entry ${first}` : `entries ${first}–${last}`;
+  }
+
+  // Returns {text, reason}: the sentence and the reason the event carries (may be "").
+  function describe(ev) {
+    const n = ev.node;
+    const reason = ev.reason || "";
+    const kind = ev.kind;
+    switch (kind) {
+      case "state":
+        return { text: `${n} becomes ${ev.state} in term ${ev.term}`, reason };
+      case "term":
+        return { text: `${n} moves to term ${ev.term} (was ${ev.previous})`, reason };
+      case "leader":
+        return { text: ev.leader ? `${n} now knows ${ev.leader} as the leader` : `${n} no longer knows a leader`, reason };
+      case "timer": {
+        const window = `${(+ev.deadline).toFixed(3)}–${(+ev.deadline + +ev.timeout).toFixed(3)} s`;
+        return { text: `${n} arms its ${ev.timer} timer: it fires at a random moment in ${window}`, reason };
+      }
+      case "election":
+        return {
+          text: `${n} starts a ${phaseName(ev.phase)} for term ${ev.term}; it needs ${ev.needed} votes` +
+            (ev.last_log_index !== undefined ? ` (its last entry: index ${ev.last_log_index}, term ${ev.last_log_term})` : ""),
+          reason,
+        };
+      case "election_timeout":
+        return { text: `${n}'s election timer fired in term ${ev.term} before it won`, reason };
+      case "vote":
+        return {
+          text: `${n} ${ev.granted ? "grants" : "refuses"} its ${phaseName(ev.phase)} to ${ev.candidate} for term ${ev.term}`,
+          reason,
+        };
+      case "tally":
+        return {
+          text: `${n} counts ${ev.voter}'s ${phaseName(ev.phase)}: ${ev.granted ? "yes" : "no"} — ` +
+            `${ev.granted_votes} of ${ev.needed} needed`,
+          reason,
+        };
+      case "request_vote":
+        return { text: `${n} is asked for its vote by ${ev.candidate} (term ${ev.term})`, reason };
+      case "request_pre_vote":
+        return { text: `${n} is asked for a pre-vote by ${ev.candidate} (term ${ev.term})`, reason };
+      case "peer":
+        return { text: ev.removed ? `${n} stops replicating to ${ev.peer}` : `${n} starts replicating to ${ev.peer}`, reason };
+      case "heartbeat_failed":
+        return { text: `${n} cannot reach ${ev.peer} with heartbeats`, reason };
+      case "heartbeat_resumed":
+        return { text: `${n} reaches ${ev.peer} with heartbeats again`, reason };
+      case "rpc_send": {
+        const msg = ev.msg || {};
+        const label = ev.rpc === "append_entries" && ev.dir === "request" && msg.entries && msg.entries.length === 0
+          ? "heartbeat (AppendEntries, no entries)" : rpcName(ev.rpc);
+        let detail = "";
+        if (ev.dir === "request" && ev.rpc === "append_entries" && msg.entries) {
+          detail = ` — term ${msg.term}, prev ${msg.prev_log_entry}/${msg.prev_log_term}, ${entriesText(msg.entries)}, commit ${msg.leader_commit_index}`;
+        } else if (ev.dir === "request" && msg.term !== undefined) {
+          detail = ` — term ${msg.term}` + (msg.last_log_index !== undefined ? `, last log ${msg.last_log_index}/${msg.last_log_term}` : "");
+        }
+        const what = ev.dir === "response" ? `its reply to ${label}` : label;
+        const copies = ev.copies > 1 ? ` (${ev.copies} copies)` : "";
+        return { text: `${n} → ${ev.to}: ${what}${detail}${copies}`, reason };
+      }
+      case "rpc_deliver":
+        return { text: `${ev.from} → ${n}: ${ev.dir === "response" ? "reply to " : ""}${rpcName(ev.rpc)} arrives`, reason };
+      case "rpc_drop":
+        return { text: `${ev.from} → ${ev.to}: ${ev.dir === "response" ? "reply to " : ""}${rpcName(ev.rpc)} is lost`, reason };
+      case "rpc_timeout":
+        return { text: `${n} gave up waiting for ${ev.to}'s reply to ${rpcName(ev.rpc)}`, reason };
+      case "append":
+        return { text: `${n} appends ${entriesText(ev.entries)} to its log`, reason };
+      case "truncate":
+        return { text: `${n} deletes conflicting entries ${ev.first}–${ev.last} from its log`, reason };
+      case "commit":
+        return { text: `${n} moves its commit index to ${ev.index} (was ${ev.previous})`, reason };
+      case "apply":
+        return { text: `${n} applies entry ${ev.index} (${ev.type}, term ${ev.term}) to its state machine`, reason };
+      case "configuration": {
+        const servers = ((ev.configuration || {}).servers || []).map((s) => s.id).join(" ");
+        return { text: `${n}'s ${ev.which} configuration is entry ${ev.index}: ${servers}`, reason };
+      }
+      case "replication_rejected":
+        return { text: `${n}: ${ev.peer} rejected AppendEntries; it will try an earlier entry`, reason };
+      case "lease_lost":
+        return { text: `${n} heard from only ${ev.contacted} of the ${ev.quorum} servers it needs within its lease`, reason };
+      case "transfer":
+        return { text: `${n}: leadership transfer ${ev.phase}${ev.target ? " to " + ev.target : ""}`, reason: ev.error || reason };
+      case "crash":
+        return { text: `${n} crashes (it was ${ev.state} in term ${ev.term}); its volatile state is gone, its disk stays`, reason };
+      case "restart":
+        return { text: `${n} restarts from its stores (incarnation ${ev.incarnation})`, reason };
+      case "partition":
+        if (ev.cut) return { text: `link ${ev.cut[0]} → ${ev.cut[1]} is cut (one way)`, reason };
+        if (ev.restored) return { text: `link ${ev.restored[0]} → ${ev.restored[1]} works again`, reason };
+        return { text: `network: ${(ev.groups || []).map((g) => "{" + g.join(" ") + "}").join(" | ")}`, reason };
+      case "network":
+        return {
+          text: `network dials: loss ${(ev.loss * 100).toFixed(0)}%, delay ${(ev.delay * 1000).toFixed(0)} ms ± ${(ev.jitter * 1000).toFixed(0)}, ` +
+            `duplicates ${(ev.duplicate * 100).toFixed(0)}%, reordering ${(ev.reorder * 100).toFixed(0)}%`,
+          reason,
+        };
+      case "client_request":
+        return { text: `a client sends "${ev.command}" to ${ev.to}`, reason };
+      case "client_reply":
+        return { text: `the client gets an answer for "${ev.command}": ${ev.ok ? "ok" : ev.error}`, reason };
+      case "snapshot_taken":
+        return { text: `${n} takes a snapshot up to entry ${ev.index} (term ${ev.term})`, reason };
+      case "compact":
+        return { text: `${n} removes log entries ${ev.first}–${ev.last}, now covered by its snapshot`, reason };
+      default: {
+        const fields = Object.entries(ev)
+          .filter(([k]) => !["t", "node", "kind", "func", "seq", "reason"].includes(k))
+          .map(([k, v]) => `${k}=${typeof v === "object" ? JSON.stringify(v) : v}`)
+          .join(" ");
+        return { text: `${n} ${kind} ${fields}`, reason };
+      }
+    }
+  }
+
+  function interventionText(i) {
+    const a = i.args || {};
+    switch (i.action) {
+      case "submit": return `client "${a.command}" → ${a.node}`;
+      case "crash": return `crash ${a.node}`;
+      case "restart": return `restart ${a.node}`;
+      case "force_timeout": return `force a timeout on ${a.node}`;
+      case "partition": return `partition ${(a.groups || []).map((g) => "{" + g.join(" ") + "}").join(" | ")}`;
+      case "heal": return "heal the network";
+      case "cut": return `cut ${a.src} → ${a.dst}`;
+      case "restore_link": return `restore ${a.src} → ${a.dst}`;
+      case "set_faults": return "network: " + Object.entries(a).map(([k, v]) => `${k}=${v}`).join(" ");
+      case "drop_message": return `drop message #${a.flight}`;
+      case "duplicate_message": return `duplicate message #${a.flight}`;
+      default: return `${i.action} ${JSON.stringify(a)}`;
+    }
+  }
+
+  return { describe, rpcName, RPC_SHORT, interventionText, phaseName };
+})();
