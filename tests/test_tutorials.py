@@ -36,7 +36,7 @@ KEY_LINES: dict[str, list[str]] = {
     "06_snapshots": [r"snapshot_taken", r"snapshot_installed", r"Figure 13 rule 7"],
     "07_transfer_and_pre_vote": [r"handed over to", r"after 10 s alone, n\d is in term \d+ \(the cluster: 2\)",
                                  r"after healing, n\d leads term 2$"],
-    "09_debugging": [r"InvariantViolation: State Machine Safety", r"identical failure: True",
+    "09_debugging": [r"InvariantViolation: Leader Completeness", r"identical failure: True",
                      r"not linearizable", r"replayed trace identical: True"],
 }
 
