@@ -13,7 +13,7 @@ Kinds emitted by the protocol (fields after ``t``, ``node``, ``kind``):
 ``term``            ``term``, ``previous``
 ``leader``          ``leader`` (an ID, or "" when unknown) — hashicorp's LeaderObservation
 ``timer``           ``timer`` (heartbeat, election), ``timeout``, ``deadline`` — the earliest moment
-                    the randomized timer can fire (now + timeout); it fires before now + 2 × timeout
+                    the randomized timer can fire (now + timeout) — and ``fires_at``, when it will
 ``election``        ``phase`` (pre_vote, vote), ``term``, ``needed``
 ``election_timeout`` ``term``, ``reason`` — a candidate starts over
 ``vote``            ``phase``, ``candidate``, ``term``, ``granted``, ``reason``

@@ -83,7 +83,7 @@ from raft.runtime.timers import Timer, after
 from raft.snapshot import SnapshotMeta
 from raft.state import RaftState
 from raft.transport import RPC, WithPreVote
-from raft.util import async_notify_ch, override_notify_bool, random_timeout
+from raft.util import async_notify_ch, override_notify_bool, random_delay
 
 if TYPE_CHECKING:
     from raft.api import Raft
@@ -258,10 +258,16 @@ class RaftLoops:
                 self._refuse_client_request(value, ErrNotLeader())
 
     def _follower_timer(self: Raft, timeout: float) -> Chan[float] | None:
-        timer = random_timeout(timeout, self.rng)
-        self.events.emit("timer", "run_follower", timer="heartbeat", timeout=timeout,
-                         deadline=round(self.now() + timeout, 6))
-        return timer
+        return self._random_timer(timeout, "heartbeat", "run_follower")
+
+    def _random_timer(self: Raft, timeout: float, name: str, func: str) -> Chan[float] | None:
+        """``random_timeout`` (util.go randomTimeout), plus an event saying when it will fire."""
+        if timeout <= 0:
+            return None
+        delay = random_delay(timeout, self.rng)
+        self.events.emit("timer", func, timer=name, timeout=timeout, deadline=round(self.now() + timeout, 6),
+                         fires_at=round(self.now() + delay, 6))
+        return after(delay)
 
     def _heard_from_leader_within(self: Raft, timeout: float) -> bool:
         return self._last_contact is not None and self.now() - self._last_contact < timeout
@@ -422,10 +428,7 @@ class RaftLoops:
             self.candidate_from_leadership_transfer = False
 
     def _candidate_timer(self: Raft, timeout: float) -> Chan[float] | None:
-        timer = random_timeout(timeout, self.rng)
-        self.events.emit("timer", "run_candidate", timer="election", timeout=timeout,
-                         deadline=round(self.now() + timeout, 6))
-        return timer
+        return self._random_timer(timeout, "election", "run_candidate")
 
     # ------------------------------------------------------------------
     # The leader

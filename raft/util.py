@@ -28,7 +28,12 @@ def random_timeout(min_value: float, rng: random.Random) -> Chan[float] | None:
     """
     if min_value <= 0:
         return None
-    return after(min_value + rng.random() * min_value)
+    return after(random_delay(min_value, rng))
+
+
+def random_delay(min_value: float, rng: random.Random) -> float:
+    """The delay ``random_timeout`` waits: uniform in [min_value, 2*min_value)."""
+    return min_value + rng.random() * min_value
 
 
 def generate_uuid(rng: random.Random) -> str:

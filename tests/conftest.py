@@ -1,8 +1,10 @@
-"""Shared fixtures: clusters that are always shut down at the end of a test."""
+"""Shared fixtures: clusters that are always shut down at the end of a test; where the shared data lives."""
 
 from __future__ import annotations
 
+import os
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -23,3 +25,18 @@ def make() -> Iterator[Callable[..., Cluster]]:
     yield factory
     for cluster in built:
         cluster.dispose()
+
+
+def shared_data_dir() -> Path:
+    """The project's read-only reference data (``../shared/data`` next to the checkout).
+
+    ``RAFT_SHARED_DATA`` overrides it; a clone made elsewhere on this machine
+    (CI clones into a temporary folder) falls back to the workspace's copy.
+    """
+    candidates = [os.environ.get("RAFT_SHARED_DATA", ""),
+                  str(Path(__file__).resolve().parents[2] / "shared" / "data"),
+                  "/work/shared/data"]
+    for candidate in candidates:
+        if candidate and Path(candidate).is_dir():
+            return Path(candidate)
+    return Path(candidates[1])

@@ -7,10 +7,11 @@ import os
 from pathlib import Path
 
 import pytest
+from conftest import shared_data_dir
 
 from raft.lincheck import add_arguments, lincheck_main
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "linearizability"
+DATA = shared_data_dir() / "linearizability"
 
 GOOD_ETCD = """\
 INFO  jepsen.util - 0\t:invoke\t:write\t1

@@ -14,10 +14,10 @@ import os
 import random
 import time
 from collections.abc import Hashable
-from pathlib import Path
 from typing import Any
 
 import pytest
+from conftest import shared_data_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
@@ -35,7 +35,7 @@ from raft.linearizability import (
     register_model,
 )
 
-DATA = Path(__file__).resolve().parents[2] / "shared" / "data" / "linearizability"
+DATA = shared_data_dir() / "linearizability"
 INF = math.inf
 HYPOTHESIS = settings(max_examples=200, derandomize=True, database=None, deadline=None,
                       suppress_health_check=[HealthCheck.too_slow])
