@@ -27,6 +27,10 @@ if TYPE_CHECKING:
     from raft.api import Raft
 
 
+_COMMAND = LogType.LogCommand  # looked up once: enum member access is slow in a hot loop
+_CONFIGURATION = LogType.LogConfiguration
+
+
 @runtime_checkable
 class FSMSnapshot(Protocol):
     """A point-in-time copy of FSM state, written out later (Mirrors: FSMSnapshot)."""
@@ -138,9 +142,9 @@ class FSMRunner:
         for item in batch:
             response: Any = None
             entry = item.log
-            if entry.type == LogType.LogCommand:
+            if entry.type == _COMMAND:
                 response = self.fsm.apply(entry)
-            elif entry.type == LogType.LogConfiguration:
+            elif entry.type == _CONFIGURATION:
                 if not state.config_store:
                     # Nothing reached the FSM, so this entry does not move the
                     # index a snapshot would be labelled with (as in Go).
@@ -210,4 +214,4 @@ class _FSMProgress:
 
 
 def _goes_to_batching_fsm(entry: Log) -> bool:
-    return entry.type in (LogType.LogCommand, LogType.LogConfiguration)
+    return entry.type == _COMMAND or entry.type == _CONFIGURATION

@@ -33,7 +33,7 @@ class LogType(enum.IntEnum):
         return self.name
 
 
-@dataclass
+@dataclass(slots=True)
 class Log:
     """One log entry (Figure 2: an element of ``log[]``)."""
 

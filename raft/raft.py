@@ -99,6 +99,12 @@ KEY_LAST_VOTE_TERM = b"LastVoteTerm"  # the term of votedFor
 KEY_LAST_VOTE_CAND = b"LastVoteCand"  # Figure 2: votedFor
 
 
+# Entry kinds looked up once: an enum member access is slow in a hot loop.
+_FOR_THE_FSM = frozenset((LogType.LogBarrier, LogType.LogCommand, LogType.LogConfiguration))
+_NOT_FOR_THE_FSM = frozenset((LogType.LogNoop, LogType.LogAddPeerDeprecated, LogType.LogRemovePeerDeprecated))
+_CONFIGURATION = LogType.LogConfiguration
+
+
 @dataclass
 class LeaderState:
     """What a server keeps only while it is leader (Mirrors: raft.go leaderState).
@@ -944,9 +950,9 @@ class RaftLoops:
 
     def prepare_log(self: Raft, entry: Log, future: LogFuture | None) -> CommitTuple | None:
         """What the FSM task should receive for ``entry``, if anything (Mirrors: prepareLog)."""
-        if entry.type in (LogType.LogBarrier, LogType.LogCommand, LogType.LogConfiguration):
+        if entry.type in _FOR_THE_FSM:
             return CommitTuple(entry, future)
-        if entry.type in (LogType.LogNoop, LogType.LogAddPeerDeprecated, LogType.LogRemovePeerDeprecated):
+        if entry.type in _NOT_FOR_THE_FSM:
             return None
         raise AssertionError(f"unrecognized log type: {entry!r}")
 
@@ -1107,7 +1113,7 @@ class RaftLoops:
         Paper:   Thesis §4.1.
         Mirrors: raft.go processConfigurationLogEntry.
         """
-        if entry.type == LogType.LogConfiguration:
+        if entry.type == _CONFIGURATION:
             self.set_committed_configuration(self.configurations.latest, self.configurations.latest_index)
             self.set_latest_configuration(decode_configuration(entry.data), entry.index)
 
