@@ -46,6 +46,7 @@ from raft.configuration import Configuration, Server, ServerSuffrage
 from raft.errors import RaftError
 from raft.events import Event, EventLog
 from raft.fsm import FSM
+from raft.future import ConfigurationChangeFuture, ErrorFuture, LeadershipTransferFuture, LogFuture, VerifyFuture
 from raft.inmem_snapshot import InmemSnapshotStore
 from raft.inmem_store import InmemStore
 from raft.inmem_transport import InmemTransport
@@ -524,6 +525,56 @@ class Cluster:
         self._record("duplicate_message", flight=flight_id)
         return self.network.duplicate(flight_id)
 
+    # -- asking the leader: membership, leadership transfer, reads ----------------------------
+    #
+    # Each one is an intervention like ``submit``: recorded first, then handed
+    # to whoever leads at this moment, so an exported run replays it exactly.
+    # Without a leader they raise RuntimeError and record nothing.
+
+    def _ask_leader(self, action: str, what: str, **args: Any) -> Raft:
+        """Find the leader (or raise), record ``action`` and tell the event stream who was asked."""
+        leader = self.leader()
+        if leader is None:
+            raise RuntimeError(f"no leader to {what}; run until one is elected first")
+        raft = self.node(leader)
+        self._record(action, **args)
+        shown = " ".join([action, *(str(v) for v in args.values() if v is not None)])
+        self.events.emit("client", "client_request", f"Cluster.{action}", to=raft.local_id, command=shown)
+        return raft
+
+    def add_voter(self, node_id: str) -> ConfigurationChangeFuture | ErrorFuture:
+        """Ask the leader to make ``node_id`` a voting member (Mirrors: AddVoter); returns its future.
+
+        The node must exist in the simulation (see ``add_node``); its ID is its address.
+        """
+        self._handle(node_id)
+        return self._ask_leader("add_voter", f"add {node_id}", node=node_id).add_voter(node_id, node_id)
+
+    def remove_server(self, node_id: str) -> ConfigurationChangeFuture | ErrorFuture:
+        """Ask the leader to remove ``node_id`` from the configuration (Mirrors: RemoveServer)."""
+        self._handle(node_id)
+        return self._ask_leader("remove_server", f"remove {node_id}", node=node_id).remove_server(node_id)
+
+    def transfer_leadership(self, target: str | None = None) -> LeadershipTransferFuture | ErrorFuture:
+        """Ask the leader to hand over to ``target``, or to the most up-to-date voter if None.
+
+        Mirrors: LeadershipTransfer and LeadershipTransferToServer.
+        """
+        if target is not None:
+            self._handle(target)
+        raft = self._ask_leader("transfer_leadership", "transfer leadership", target=target)
+        if target is None:
+            return raft.leadership_transfer()
+        return raft.leadership_transfer_to_server(target, target)
+
+    def barrier(self) -> LogFuture | ErrorFuture:
+        """Ask the leader for a barrier: resolves once every earlier entry is applied (Mirrors: Barrier)."""
+        return self._ask_leader("barrier", "send a barrier to").barrier()
+
+    def verify_leader(self) -> VerifyFuture | ErrorFuture:
+        """Ask the leader to confirm with a quorum that it still leads (Mirrors: VerifyLeader)."""
+        return self._ask_leader("verify_leader", "ask for a leadership check").verify_leader()
+
     # -- recording and replaying a run ------------------------------------------------------
 
     def _position_reached(self, position: int) -> Callable[[], bool]:
@@ -711,6 +762,8 @@ _REPLAY_METHODS = {
     "cut": "cut",
     "restore_link": "restore_link", "set_faults": "set_faults", "submit": "submit",
     "force_timeout": "force_timeout", "drop_message": "drop_message", "duplicate_message": "duplicate_message",
+    "add_voter": "add_voter", "remove_server": "remove_server", "transfer_leadership": "transfer_leadership",
+    "barrier": "barrier", "verify_leader": "verify_leader",
 }
 
 
@@ -720,8 +773,10 @@ def _replay_args(step: Intervention) -> dict[str, Any]:
         return {"groups": args["groups"]}
     if step.action == "submit":
         return {"command": str(args["command"]).encode(), "node_id": args["node"]}
-    if step.action in ("crash", "restart", "force_timeout", "add_node"):
+    if step.action in ("crash", "restart", "force_timeout", "add_node", "add_voter", "remove_server"):
         return {"node_id": args["node"]}
+    if step.action == "transfer_leadership":
+        return {"target": args.get("target")}
     if step.action in ("drop_message", "duplicate_message"):
         return {"flight_id": args["flight"]}
     return args

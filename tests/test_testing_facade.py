@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+from typing import Any
 
 import pytest
 
@@ -163,3 +164,64 @@ def test_import_rejects_malformed_recordings(data: object, message: str) -> None
     """A bad recording is refused with a message that says what is wrong."""
     with pytest.raises(ValueError, match=message):
         Cluster.import_run(data)
+
+
+def test_membership_transfer_and_reads_replay_to_the_same_trace() -> None:
+    """Membership changes, leadership transfers, barriers and leader checks are recorded and replay exactly."""
+    c = Cluster(3, seed=12)
+    c.run_until(lambda c: c.leader() is not None)
+    c.submit(b"x=1")
+    c.add_node("n4")
+    added = c.add_voter("n4")
+    c.run_until(lambda c: added.done)
+    assert added.error_now() is None
+    removed = c.remove_server("n2")
+    c.run_until(lambda c: removed.done)
+    assert removed.error_now() is None
+    barrier, verify = c.barrier(), c.verify_leader()
+    c.run_until(lambda c: barrier.done and verify.done)
+    assert barrier.error_now() is None and verify.error_now() is None
+    old = c.leader()
+    transfer = c.transfer_leadership("n4")
+    c.run_until(lambda c: transfer.done)
+    assert transfer.error_now() is None
+    c.run_until(lambda c: c.leader() == "n4")
+    assert old != "n4"
+    c.run_for(0.5)
+    again = c.transfer_leadership()
+    c.run_until(lambda c: again.done)
+    c.run_for(0.5)
+    actions = [i.action for i in c.interventions]
+    assert actions == ["submit", "add_node", "add_voter", "remove_server", "barrier", "verify_leader",
+                       "transfer_leadership", "transfer_leadership"]
+    recording = json.loads(json.dumps(c.export_run()))
+    replay = Cluster.import_run(recording)
+    assert replay.trace() == c.trace()
+    assert replay.leader() == c.leader()
+    for cluster in (c, replay):
+        cluster.close()
+
+
+@pytest.mark.parametrize("ask", [
+    lambda c: c.add_voter("n2"), lambda c: c.remove_server("n2"), lambda c: c.transfer_leadership(),
+    lambda c: c.transfer_leadership("n2"), lambda c: c.barrier(), lambda c: c.verify_leader(),
+])
+def test_asking_a_leader_when_there_is_none_raises_and_records_nothing(ask: Any) -> None:
+    """Without a leader these requests raise RuntimeError, and the recording stays empty."""
+    c = Cluster(3, seed=1)
+    with pytest.raises(RuntimeError, match="no leader"):
+        ask(c)
+    assert c.interventions == [] and not [e for e in c.events if e.kind == "client_request"]
+    c.close()
+
+
+def test_asking_about_an_unknown_node_raises_and_records_nothing() -> None:
+    """add_voter and remove_server name a node of the simulation; any other name is refused before recording."""
+    c = Cluster(3, seed=2)
+    c.wait_leader()
+    recorded = len(c.interventions)
+    for ask in (c.add_voter, c.remove_server, c.transfer_leadership):
+        with pytest.raises(KeyError, match="nodes are n1, n2, n3"):
+            ask("n9")
+    assert len(c.interventions) == recorded
+    c.close()

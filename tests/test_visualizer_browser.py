@@ -3,7 +3,8 @@
 The test uses the page as a student would: it waits for a leader, writes a
 value, selects the leader and presses C to crash it, waits for a new leader
 in a higher term, then drags the time scrubber back to before the crash. It
-saves a screenshot for the documentation (docs/assets/visualizer.png).
+saves a screenshot for the documentation (docs/assets/visualizer.png), then
+adds a server and sees it appear in the ring.
 
 Without /usr/bin/chromium the test is skipped, except in CI (CI=true), where
 it must run: scripts/test.sh installs Debian's chromium package.
@@ -116,3 +117,10 @@ def test_the_page_shows_a_leader_survives_its_crash_and_rewinds(page: Page) -> N
     SCREENSHOT.parent.mkdir(parents=True, exist_ok=True)
     page.screenshot(path=str(SCREENSHOT), full_page=True)
     assert SCREENSHOT.stat().st_size > 50_000
+
+    # A server added now joins the ring at once (a new branch from this moment), outside the
+    # configuration until the leader has appended the entry that adds it.
+    page.click("#add-server-btn")
+    page.wait_for_selector("g.node.outsider[data-node='n6']", timeout=10_000)
+    assert page.locator("g.node").count() == 6
+    assert "add n6 as a voter" in page.inner_text("#interventions")

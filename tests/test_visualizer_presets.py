@@ -8,6 +8,7 @@ simulation thread would.
 from __future__ import annotations
 
 import json
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -41,12 +42,14 @@ def do(sim: Simulation, action: str, **args: Any) -> None:
     sim.run_pending()
 
 
-def play_preset(name: str, limit: float = 40.0, tick: float = 0.01) -> tuple[Simulation, Recorder]:
+def play_preset(name: str, limit: float = 40.0, tick: float = 0.01,
+                until: Callable[[Simulation], bool] = lambda sim: False) -> tuple[Simulation, Recorder]:
+    """Play a preset to its end (or until ``until`` holds), pressing Next whenever a caption pauses."""
     recorder = Recorder()
     sim = Simulation(recorder, playing=False, presets=PRESETS)
     do(sim, "preset", name=name)
     assert sim.narrator is not None
-    while sim.narrator.phase != "done" and sim.cluster.now < limit:
+    while sim.narrator.phase != "done" and sim.cluster.now < limit and not until(sim):
         if sim.narrator.phase == "paused":
             do(sim, "narration", do="next")
         sim.playing = True
@@ -197,3 +200,131 @@ def test_a_malformed_preset_is_reported_with_its_place(data: dict[str, Any], pro
     """A mistake in a preset file names the preset and the part that is wrong."""
     with pytest.raises(PresetError, match=problem):
         parse_preset("broken", data)
+
+
+def test_presets_are_listed_in_the_order_of_their_numbers() -> None:
+    """The menu lists scenario 10 after scenario 9, not after scenario 1."""
+    numbers = [int(name.split("-")[0]) for name in PRESETS]
+    assert numbers == sorted(numbers) and numbers[:2] == [1, 2]
+
+
+def terms_of(sim: Simulation, node: str) -> list[int]:
+    return list(sim.cluster.log_terms(node).values())
+
+
+def test_figure_8_d_an_entry_on_a_majority_that_was_never_committed_is_overwritten() -> None:
+    """§5.4.2, Figure 8 (d): entry 2 of term 2 sits on three servers, is never applied, and S5's entry replaces it."""
+    sim, _ = play_preset("9-figure-8-overwritten")
+    try:
+        events = sim.cluster.events.events
+        truncated = {e.node for e in events if e.kind == "truncate" and e["first"] == 2 and e["term"] == 2}
+        assert truncated == {"S2", "S3"}, "with S1, they held entry 2 of term 2: a majority, and they delete it"
+        assert not [e for e in events if e.kind == "commit" and e.node == "S1"], "S1 committed nothing"
+        assert not [e for e in events if e.kind == "apply" and e["index"] == 2 and e["term"] == 2]
+        for node in ("S2", "S3", "S4", "S5"):
+            assert terms_of(sim, node)[:2] == [1, 3], node
+    finally:
+        sim.stop()
+
+
+def test_figure_8_e_index_2_commits_together_with_the_leaders_own_entry() -> None:
+    """§5.4.2, Figure 8 (e): S1's commit index jumps from 0 past index 2; S5 never leads; entry 2 of term 2 survives."""
+    sim, _ = play_preset("10-figure-8-committed")
+    try:
+        events = sim.cluster.events.events
+        first_commit = next(e for e in events if e.kind == "commit" and e.node == "S1")
+        assert first_commit["previous"] == 0 and first_commit["index"] == 3
+        assert not [e for e in events if e.kind == "state" and e.node == "S5" and e["state"] == "leader"]
+        assert {e["term"] for e in events if e.kind == "apply" and e["index"] == 2} == {2}
+        for node in ("S2", "S3", "S4", "S5"):
+            assert terms_of(sim, node)[:3] == [1, 2, 4], node
+    finally:
+        sim.stop()
+
+
+def test_no_op_preset_commits_the_previous_terms_entries_only_through_the_no_op() -> None:
+    """§5.4.2 and §8: the new leader's commit index goes from 0 straight to its no-op, taking entries 2–3 along."""
+    sim, _ = play_preset("11-no-op-commit")
+    try:
+        events = sim.cluster.events.events
+        leader = next(e for e in events if e.kind == "state" and e["state"] == "leader")
+        commit = next(e for e in events if e.kind == "commit" and e.node == leader.node)
+        assert (commit["previous"], commit["index"]) == (0, 4)
+        assert sim.cluster.handles[leader.node].store.get_log(4).type.name == "LogNoop"
+        view = sim.tracker.full()["nodes"][leader.node]
+        assert view["kv"] == {"k2": "t2", "k3": "t2"}
+    finally:
+        sim.stop()
+
+
+def test_membership_preset_never_has_two_uncommitted_configurations() -> None:
+    """Thesis §4.1: the leader appends a configuration entry only once the one before it is committed."""
+    sim, _ = play_preset("12-membership-change")
+    try:
+        events = sim.cluster.events.events
+        leader = next(e.node for e in events if e.kind == "state" and e["state"] == "leader")
+        committed = 1
+        appended = []
+        for e in events:
+            if e.kind != "configuration" or e.node != leader:
+                continue
+            if e["which"] == "committed":
+                committed = max(committed, e["index"])
+            elif e["index"] > 1:
+                assert not appended or appended[-1] <= committed, "a change started while another was uncommitted"
+                appended.append(e["index"])
+        assert len(appended) == 3
+        membership = sim.tracker.membership()
+        assert membership is not None
+        assert [s["id"] for s in membership["latest"]["servers"]] == ["n2", "n3", "n4", "n5"]
+        assert sim.cluster.ids == ["n1", "n2", "n3", "n4", "n5"], "n1 left the configuration, not the ring"
+    finally:
+        sim.stop()
+
+
+def test_snapshot_preset_catches_the_follower_up_with_install_snapshot() -> None:
+    """§7: the restarted follower receives the leader's snapshot, and its view shows the snapshot and the jump."""
+    sim, _ = play_preset("13-snapshot-catch-up")
+    try:
+        events = sim.cluster.events.events
+        sent = next(e for e in events if e.kind == "snapshot_send")
+        installed = next(e for e in events if e.kind == "snapshot_installed")
+        assert installed.node == sent["peer"] and installed["index"] == sent["index"]
+        assert any(e.kind == "rpc_send" and e["rpc"] == "install_snapshot" for e in events)
+        full = sim.tracker.full()
+        follower, leader = installed.node, sent.node
+        assert full["nodes"][follower]["snapshot"] == {"index": installed["index"], "term": installed["term"]}
+        assert full["logs"][leader]["first"] > 1, "the leader's log was compacted"
+        assert full["logs"][follower]["first"] > installed["index"], "the follower's log jumped past the snapshot"
+        assert full["nodes"][follower]["kv"] == full["nodes"][leader]["kv"]
+    finally:
+        sim.stop()
+
+
+def test_an_install_snapshot_message_is_shown_in_flight_with_its_fields() -> None:
+    """While the snapshot travels, the page gets it as a message of kind install_snapshot, fields included."""
+    def sending(sim: Simulation) -> bool:
+        return sim.narrator is not None and any("InstallSnapshot message" in s["text"] for s in sim.narrator.shown)
+
+    sim, _ = play_preset("13-snapshot-catch-up", until=sending)
+    try:
+        flights = [f for f in sim.tracker.full()["flights"] if f["kind"] == "install_snapshot"]
+        assert len(flights) == 1 and flights[0]["dir"] == "request"
+        assert flights[0]["msg"]["last_log_index"] == 8 and flights[0]["msg"]["size"] > 0
+    finally:
+        sim.stop()
+
+
+def test_transfer_preset_sends_timeout_now_and_the_target_skips_the_pre_vote() -> None:
+    """Thesis §3.10: TimeoutNow goes to the target, which stands at once in a real election and wins."""
+    sim, _ = play_preset("14-leadership-transfer")
+    try:
+        events = sim.cluster.events.events
+        started = next(e for e in events if e.kind == "transfer" and e["phase"] == "started")
+        target = started["target"]
+        later = [e for e in events if e.t >= started.t]
+        assert any(e.kind == "rpc_send" and e["rpc"] == "timeout_now" and e["to"] == target for e in later)
+        assert not [e for e in later if e.kind == "election" and e.node == target and e["phase"] == "pre_vote"]
+        assert sim.cluster.leader() == target
+    finally:
+        sim.stop()

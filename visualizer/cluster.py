@@ -7,7 +7,8 @@ protocol:
 
 * it remembers every client request it was asked to ``submit`` with its
   future, so the page can show each reply, even for requests replayed by
-  ``import_run`` after a rewind;
+  ``import_run`` after a rewind; requests to the leader (``add_voter``,
+  ``remove_server``, ``transfer_leadership``) are remembered the same way;
 * a subclass made by ``with_setup`` starts from hand-made logs and per-node
   settings (the paper's Figure 7, for example). ``import_run`` builds the
   cluster through ``cls(...)``, so a rewind rebuilds the same starting logs.
@@ -93,10 +94,28 @@ class VisualCluster(Cluster):
         target = node_id or self.leader()
         future = super().submit(command, node_id)
         assert target is not None  # super() has already refused a missing leader
-        text = command.decode("utf-8", "replace")
-        self.client_requests.append(ClientRequest(len(self.client_requests) + 1, self.now, target, text, future))
-        return future
+        return self._remember(target, command.decode("utf-8", "replace"), future)
 
+    def add_voter(self, node_id: str) -> Any:
+        """``Cluster.add_voter``, remembering the request so its answer can be shown."""
+        leader = self.leader()
+        return self._remember(leader, f"add_voter {node_id}", super().add_voter(node_id))
+
+    def remove_server(self, node_id: str) -> Any:
+        """``Cluster.remove_server``, remembering the request so its answer can be shown."""
+        leader = self.leader()
+        return self._remember(leader, f"remove_server {node_id}", super().remove_server(node_id))
+
+    def transfer_leadership(self, target: str | None = None) -> Any:
+        """``Cluster.transfer_leadership``, remembering the request so its answer can be shown."""
+        leader = self.leader()
+        text = "transfer_leadership" + (f" {target}" if target else "")
+        return self._remember(leader, text, super().transfer_leadership(target))
+
+    def _remember(self, node: str | None, command: str, future: Any) -> Any:
+        assert node is not None  # Cluster has already refused a request without a leader
+        self.client_requests.append(ClientRequest(len(self.client_requests) + 1, self.now, node, command, future))
+        return future
 
     def duplicate_message(self, flight_id: int) -> int | None:
         """``Cluster.duplicate_message``, with this cluster's loop standing as the running loop.
@@ -181,7 +200,7 @@ def settle_client_requests(cluster: VisualCluster, apply_times: dict[tuple[str, 
         error = request.future.error_now()
         request.ok = error is None
         request.error = "" if error is None else str(error) or type(error).__name__
-        request.index = request.future.index()
+        request.index = request.future.index() if hasattr(request.future, "index") else 0
         request.answered_at = apply_times.get((request.node, request.index), cluster.now)
         if request.ok and request.command.startswith("get "):
             request.value = _read_value(cluster, request)

@@ -28,6 +28,9 @@ heal            —                                                      every l
 cut, restore    ``src``, ``dst``                                       one-way link off / on
 faults          some of ``delay``, ``jitter``, ``loss``, ...            network dials
 drop, duplicate ``flight``: the id of a message in flight               lose it / send it twice
+add_server      optional ``node``: a new name (default: next free nK)  start it; the leader adds it
+remove_server   ``node``                                               the leader removes it
+transfer        optional ``node`` (default: the leader picks)          hand leadership over
 reset           optional ``nodes`` (3–9), ``seed``                     a new cluster
 preset          ``name``                                               load a scenario
 narration       ``do``: next, back, restart or exit                    move through its captions
@@ -52,6 +55,7 @@ MAX_TIME = 1e6
 FAULT_RANGES = {"delay": (0.0, 0.5), "jitter": (0.0, 0.5), "loss": (0.0, 1.0), "duplicate": (0.0, 1.0),
                 "reorder": (0.0, 1.0)}
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
+NODE_NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,7}")
 MAX_VALUE = 64
 NARRATION_MOVES = ("next", "back", "restart", "exit")
 
@@ -103,6 +107,16 @@ def _optional_node(data: dict[str, Any], ids: Sequence[str]) -> dict[str, Any]:
     if data.get("node") in (None, ""):
         return {}
     return {"node": _node(data, "node", ids)}
+
+
+def _new_node(data: dict[str, Any]) -> dict[str, Any]:
+    """A server name for ``add_server``: a new one, or an existing node outside the configuration."""
+    name = data.get("node")
+    if name in (None, ""):
+        return {}
+    if not isinstance(name, str) or not NODE_NAME_PATTERN.fullmatch(name):
+        raise CommandError("a server name is a letter then up to 7 letters, digits, _ or -")
+    return {"node": name}
 
 
 def _key(data: dict[str, Any]) -> str:
@@ -209,6 +223,9 @@ PARSERS: dict[str, _Parser] = {
     "faults": lambda d, ids: _faults(d),
     "drop": lambda d, ids: {"flight": _integer(d, "flight", 1, 2**53)},
     "duplicate": lambda d, ids: {"flight": _integer(d, "flight", 1, 2**53)},
+    "add_server": lambda d, ids: _new_node(d),
+    "remove_server": lambda d, ids: {"node": _node(d, "node", ids)},
+    "transfer": lambda d, ids: _optional_node(d, ids),
     "reset": lambda d, ids: _reset(d),
     "preset": lambda d, ids: {"name": _text(d, "name", 64)},
     "narration": lambda d, ids: _narration(d),
@@ -220,7 +237,7 @@ PARSERS: dict[str, _Parser] = {
 # Commands that change the run: they are recorded, and after a rewind they
 # replace the old future with a new branch.
 INTERVENTIONS = ("write", "read", "crash", "restart", "timeout", "partition", "heal", "cut", "restore", "faults",
-                 "drop", "duplicate")
+                 "drop", "duplicate", "add_server", "remove_server", "transfer")
 
 
 def parse_command(data: Any, ids: Sequence[str], sid: str | None = None) -> Command:

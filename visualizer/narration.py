@@ -170,10 +170,16 @@ def parse_preset(name: str, data: Any) -> Preset:
                   tuple(_parse_step(name, i, s) for i, s in enumerate(steps)))
 
 
+def _menu_order(path: Path) -> tuple[int, str]:
+    """Files are named ``<number>-<words>.json``; order by the number, so 10 comes after 9."""
+    number, _, _ = path.stem.partition("-")
+    return (int(number) if number.isdigit() else 1 << 30, path.stem)
+
+
 def load_presets(directory: Path = PRESET_DIR) -> dict[str, Preset]:
-    """Every preset in ``directory``, by file name without ``.json``, in name order."""
+    """Every preset in ``directory``, by file name without ``.json``, in the order of their numbers."""
     presets = {}
-    for path in sorted(directory.glob("*.json")):
+    for path in sorted(directory.glob("*.json"), key=_menu_order):
         try:
             data = json.loads(path.read_text(encoding="utf-8"))
         except json.JSONDecodeError as err:

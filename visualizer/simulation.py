@@ -34,6 +34,7 @@ from __future__ import annotations
 
 import copy
 import functools
+import itertools
 import logging
 import queue
 import threading
@@ -43,6 +44,7 @@ from dataclasses import replace
 from typing import Any, Protocol
 
 from raft.config import Config
+from raft.configuration import ServerSuffrage
 from raft.errors import RaftError
 from raft.events import Event
 from raft.sim.network import LinkFaults
@@ -97,6 +99,12 @@ _REPLAY: dict[str, Callable[[VisualCluster, dict[str, Any]], Any]] = {
     "force_timeout": lambda c, a: c.force_timeout(a["node"]),
     "drop_message": lambda c, a: c.drop_message(a["flight"]),
     "duplicate_message": lambda c, a: c.duplicate_message(a["flight"]),
+    "add_node": lambda c, a: c.add_node(a["node"]),
+    "add_voter": lambda c, a: c.add_voter(a["node"]),
+    "remove_server": lambda c, a: c.remove_server(a["node"]),
+    "transfer_leadership": lambda c, a: c.transfer_leadership(a.get("target")),
+    "barrier": lambda c, a: c.barrier(),
+    "verify_leader": lambda c, a: c.verify_leader(),
 }
 
 
@@ -225,6 +233,8 @@ class Simulation:
             logger.exception("visualizer: could not dispose of a cluster")
 
     def _on_event(self, event: Event) -> None:
+        if len(self.cluster.handles) != len(self.node_ids):  # a server was just added: commands may name it
+            self.node_ids = tuple(self.cluster.ids)
         self.tracker.observe(event)
         narrator = self.narrator
         if narrator is not None and narrator.offer(len(self.cluster.events) - 1, event) and self._pause_on_match:
@@ -387,6 +397,8 @@ class Simulation:
                 raise Rejected("there is no leader to send the request to; wait for an election or pick a node")
             if not cluster.is_up(target):
                 raise Rejected(f"{target} is crashed; a client cannot reach it")
+        if action in ("add_server", "remove_server", "transfer"):
+            self._check_leader_request(action, args)
         if action in ("drop", "duplicate") and args["flight"] not in cluster.network.in_flight:
             raise Rejected("that message is no longer in flight (it has arrived or was lost)")
         if action == "faults":
@@ -394,6 +406,42 @@ class Simulation:
                 replace(cluster.network.faults, **args).validate()
             except ValueError as err:
                 raise Rejected(str(err)) from err
+
+    def _check_leader_request(self, action: str, args: dict[str, Any]) -> None:
+        """Membership changes and transfers go to the leader, and must make sense in its configuration."""
+        cluster = self.cluster
+        leader = cluster.leader()
+        if leader is None:
+            raise Rejected("there is no leader to ask; wait for an election")
+        servers = cluster.node(leader).get_latest_configuration().servers
+        members = {server.id for server in servers}
+        voters = [server.id for server in servers if server.suffrage == ServerSuffrage.Voter]
+        node = args.get("node")
+        if action == "add_server":
+            if node is None or node not in cluster.handles:
+                if len(cluster.handles) >= MAX_NODES:
+                    raise Rejected(f"the ring holds at most {MAX_NODES} servers")
+            elif node in members:
+                raise Rejected(f"{node} is already a member of the cluster")
+            elif not cluster.is_up(node) or cluster.node(node).state() == RaftState.Shutdown:
+                raise Rejected(f"{node} is not running; crash and restart it before adding it again")
+        elif action == "remove_server":
+            if node not in members:
+                raise Rejected(f"{node} is not a member of the cluster")
+            if voters == [node]:
+                raise Rejected(f"{node} is the last voter; removing it would leave nobody to decide")
+        elif node is not None:
+            if node == leader:
+                raise Rejected(f"{node} already leads")
+            if node not in voters:
+                raise Rejected(f"{node} is not a voter, so it cannot become leader")
+            if not cluster.is_up(node):
+                raise Rejected(f"{node} is crashed; restart it first")
+        elif voters == [leader]:
+            raise Rejected("there is no other voter to hand leadership to")
+
+    def _next_node_name(self) -> str:
+        return next(f"n{k}" for k in itertools.count(1) if f"n{k}" not in self.cluster.handles)
 
     def _perform(self, action: str, args: dict[str, Any]) -> None:
         cluster = self.cluster
@@ -421,6 +469,15 @@ class Simulation:
             cluster.drop_message(args["flight"])
         elif action == "duplicate":
             cluster.duplicate_message(args["flight"])
+        elif action == "add_server":
+            name = args.get("node") or self._next_node_name()
+            if name not in cluster.handles:
+                cluster.add_node(name)  # a new, empty server that can talk to everyone
+            cluster.add_voter(name)
+        elif action == "remove_server":
+            cluster.remove_server(args["node"])
+        elif action == "transfer":
+            cluster.transfer_leadership(args.get("node"))
         else:
             raise Rejected(f"unknown intervention {action}")
 
@@ -708,6 +765,10 @@ def _recorded_form(command: Command) -> tuple[str, dict[str, Any]]:
         return "submit", {"command": f"set {args['key']} {args['value']}"}
     if command.action == "read":
         return "submit", {"command": f"get {args['key']}"}
+    if command.action == "add_server":
+        return "add_voter", {"node": args["node"]} if "node" in args else {}
+    if command.action == "transfer":
+        return "transfer_leadership", {"target": args.get("node")}
     names = {"timeout": "force_timeout", "restore": "restore_link", "faults": "set_faults", "drop": "drop_message",
              "duplicate": "duplicate_message"}
     return names.get(command.action, command.action), dict(args)
@@ -730,3 +791,7 @@ def _check_import_limits(run: dict[str, Any]) -> None:
     interventions = run.get("interventions")
     if isinstance(interventions, list) and len(interventions) > MAX_IMPORT_INTERVENTIONS:
         raise Rejected(f"this run has more than {MAX_IMPORT_INTERVENTIONS} interventions")
+    if isinstance(nodes, list) and isinstance(interventions, list):
+        added = sum(1 for i in interventions if isinstance(i, dict) and i.get("action") == "add_node")
+        if len(nodes) + added > MAX_NODES:
+            raise Rejected(f"this run grows to {len(nodes) + added} servers; the visualizer shows at most {MAX_NODES}")

@@ -14,8 +14,16 @@ thread) and produces two kinds of payload:
 What a node shows follows the paper's Figure 2: *persistent* state (current
 term, vote, log) is read from its store and survives a crash; *volatile*
 state (role, commit index, last applied, the leader it knows, nextIndex and
-matchIndex, the state machine) exists only while it runs. A crashed node's
-volatile fields are ``None``, which the page draws as blank.
+matchIndex, the state machine, the configurations it knows) exists only
+while it runs. A crashed node's volatile fields are ``None``, which the page
+draws as blank. A node's last snapshot lives in its snapshot store, so it is
+persistent too.
+
+The cluster's membership is what the leader believes: its latest
+configuration (in force as soon as it is in the log, §4.1 of Ongaro's
+thesis) and its committed one. Without a leader we show the newest
+configuration any running node knows. Servers added while the run goes on
+(``Cluster.add_node``) join the views and ``ids`` at once.
 """
 
 from __future__ import annotations
@@ -23,7 +31,7 @@ from __future__ import annotations
 from typing import Any
 
 from raft.commands import decode_message, summarize
-from raft.configuration import decode_configuration
+from raft.configuration import ServerSuffrage, decode_configuration
 from raft.errors import RaftError
 from raft.events import Event
 from raft.log import Log, LogType
@@ -81,8 +89,10 @@ class StateTracker:
         self._sent_links: list[list[str]] = []
         self._sent_faults: dict[str, float] = {}
         self._sent_interventions = 0
+        self._sent_ids: list[str] = []
+        self._sent_membership: dict[str, Any] | None = None
         self._event_cursor = 0
-        self._kv_cache: dict[str, tuple[int, int, dict[str, str]]] = {}
+        self._kv_cache: dict[str, tuple[tuple[int, int], int, dict[str, str]]] = {}
         for event in cluster.events:
             self.observe(event)
 
@@ -93,6 +103,7 @@ class StateTracker:
         kind, node = event.kind, event.node
         if node in self.cluster.handles and node not in self.extras:  # a server added while running
             self.extras[node] = {}
+            self._dirty_logs[node] = True
         extras = self.extras.get(node)
         if kind in _LOG_KINDS and extras is not None:
             self._dirty_logs[node] = True
@@ -102,7 +113,7 @@ class StateTracker:
             return
         if kind == "timer":
             extras["timer"] = {"timer": event["timer"], "timeout": event["timeout"], "deadline": event["deadline"],
-                               "set_at": round(event.t, 6)}
+                               "fires_at": event.get("fires_at"), "set_at": round(event.t, 6)}
         elif kind == "election":
             extras["tally"] = {"phase": event["phase"], "term": event["term"], "needed": event["needed"],
                                "granted": [], "refused": [], "outcome": ""}
@@ -117,6 +128,9 @@ class StateTracker:
             extras.clear()
         elif kind == "apply":
             self.apply_times[(node, event["index"])] = event.t
+        elif kind == "configuration":
+            known = extras.setdefault("configuration", {"latest": None, "committed": None})
+            known[event["which"]] = configuration_view(event["index"], event["configuration"])
 
     def _on_state(self, extras: dict[str, Any], event: Event) -> None:
         state = event["state"]
@@ -149,11 +163,12 @@ class StateTracker:
             "voted_for": vote.decode("utf-8", "replace") if vote else "",
             "voted_term": store.get_uint64(KEY_LAST_VOTE_TERM),
             "incarnation": handle.incarnation,
+            "snapshot": _latest_snapshot(handle.snapshots),  # persistent: the snapshot store survives a crash
         }
         raft = handle.raft
         volatile: dict[str, Any] = {"state": "crashed", "commit": None, "applied": None, "leader": None,
                                     "last_contact": None, "kv": None, "next_index": None, "match_index": None,
-                                    "timer": None, "tally": None, "heartbeat_timeout": None}
+                                    "timer": None, "tally": None, "heartbeat_timeout": None, "configuration": None}
         if raft is not None:
             state = raft.state()
             _, leader_id = raft.leader_with_id()
@@ -171,6 +186,7 @@ class StateTracker:
                 "timer": extras.get("timer"),
                 "tally": extras.get("tally") if state == RaftState.Candidate else None,
                 "heartbeat_timeout": raft.config().heartbeat_timeout,
+                "configuration": extras.get("configuration"),
             }
             if state == RaftState.Leader:
                 leader_state = raft.leader_state
@@ -185,12 +201,33 @@ class StateTracker:
         logs = getattr(fsm, "logs", None)
         if not isinstance(logs, list):
             return None
+        # A restart builds a new FSM and a snapshot restore a new list: either way, start over.
+        owner = (id(fsm), id(logs))
         cached = self._kv_cache.get(node_id)
-        if cached is None or cached[0] != id(fsm) or cached[1] > len(logs):
-            cached = (id(fsm), 0, {})
+        if cached is None or cached[0] != owner or cached[1] > len(logs):
+            cached = (owner, 0, {})
         kv = fold_kv(logs[cached[1]:], dict(cached[2]))
-        self._kv_cache[node_id] = (id(fsm), len(logs), kv)
+        self._kv_cache[node_id] = (owner, len(logs), kv)
         return kv
+
+    def membership(self) -> dict[str, Any] | None:
+        """The cluster's configurations as the leader sees them; see the module docstring.
+
+        ``{"source": node, "latest": {...}, "committed": {...}}``, each
+        configuration ``{"index", "servers": [{"id", "suffrage"}]}``; None
+        before any running node knows a configuration.
+        """
+        leader = self.cluster.leader()
+        candidates = [leader] if leader is not None else [r.local_id for r in self.cluster.rafts()]
+        best: tuple[int, str] | None = None
+        for node in candidates:
+            known = self.extras.get(node, {}).get("configuration")
+            if known and known["latest"] and (best is None or known["latest"]["index"] > best[0]):
+                best = (known["latest"]["index"], node)
+        if best is None:
+            return None
+        known = self.extras[best[1]]["configuration"]
+        return {"source": best[1], "latest": known["latest"], "committed": known["committed"]}
 
     def _log_rows(self, node_id: str, first: int, keep_from: list[list[Any]]) -> tuple[int, list[list[Any]]]:
         """How many of ``keep_from`` still match the stored log, and the stored entries after them."""
@@ -258,12 +295,15 @@ class StateTracker:
         self._sent_flights = flights
         self._sent_links, self._sent_faults = links, faults
         self._sent_interventions = len(cluster.interventions)
+        self._sent_ids = cluster.ids
+        self._sent_membership = membership = self.membership()
         self._event_cursor = len(events)
         tail_start = max(0, len(events) - FEED_TAIL)
         return {
             "t": round(cluster.now, 6),
             "seed": cluster.seed,
             "ids": cluster.ids,
+            "membership": membership,
             "config": {"heartbeat_timeout": cluster.config_template.heartbeat_timeout,
                        "election_timeout": cluster.config_template.election_timeout,
                        "pre_vote": not cluster.config_template.pre_vote_disabled},
@@ -281,6 +321,8 @@ class StateTracker:
         """What changed since the last ``full`` or ``diff``; empty sections are left out."""
         cluster = self.cluster
         out: dict[str, Any] = {}
+        if cluster.ids != self._sent_ids:  # a server was added while the run went on
+            out["ids"] = self._sent_ids = cluster.ids
         events = cluster.events.events
         start = max(self._event_cursor, len(events) - MAX_EVENTS_PER_DIFF)
         if start < len(events):
@@ -307,6 +349,9 @@ class StateTracker:
             out["links"] = self._sent_links = links
         if faults != self._sent_faults:
             out["faults"] = self._sent_faults = faults
+        membership = self.membership()
+        if membership != self._sent_membership:
+            out["membership"] = self._sent_membership = membership
         if len(cluster.interventions) > self._sent_interventions:
             out["interventions"] = [i.to_dict() for i in cluster.interventions[self._sent_interventions:]]
             self._sent_interventions = len(cluster.interventions)
@@ -344,6 +389,24 @@ class StateTracker:
 
 
 _MISSING = object()
+
+
+def configuration_view(index: int, configuration: dict[str, Any]) -> dict[str, Any]:
+    """A ``configuration`` event's configuration as the page shows it: index, then each server and its vote."""
+    servers = [{"id": s["id"], "suffrage": ServerSuffrage(s["suffrage"]).name.lower()}
+               for s in configuration.get("servers", [])]
+    return {"index": index, "servers": servers}
+
+
+def _latest_snapshot(store: Any) -> dict[str, int] | None:
+    """Index and term of the newest snapshot in ``store`` (Figure 13: lastIncludedIndex and lastIncludedTerm)."""
+    try:
+        snapshots = store.list()
+    except RaftError:
+        return None
+    if not snapshots:
+        return None
+    return {"index": snapshots[0].index, "term": snapshots[0].term}
 
 
 def event_dict(event: Event, seq: int) -> dict[str, Any]:

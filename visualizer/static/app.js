@@ -9,7 +9,8 @@
 (() => {
   const $ = (sel) => document.querySelector(sel);
   const FEED_LIMIT = 400;
-  const IMPORTANT = new Set(["state", "crash", "restart", "partition", "election", "commit", "vote", "truncate", "client_request"]);
+  const IMPORTANT = new Set(["state", "crash", "restart", "partition", "election", "commit", "vote", "truncate", "client_request",
+    "configuration", "transfer", "snapshot_taken", "snapshot_send", "snapshot_installed", "compact"]);
 
   // ---------------------------------------------------------------- state
 
@@ -33,12 +34,18 @@
     config: {},
     narration: null,
     presets: [],
+    membership: null, // the leader's latest and committed configurations (views.py StateTracker.membership)
     selected: new Set(),
     inspectedFlight: null,
     inspected: null, // {type: "flight"|"event"|"node", ...}
     showHeartbeats: true,
     dirty: { logs: true, feed: true, history: true, panels: true, inspector: true },
     scrubbing: false,
+    // id → suffrage ("voter", "nonvoter", "staging") in the latest configuration; null if none is known.
+    members() {
+      const latest = this.membership && this.membership.latest;
+      return latest ? new Map(latest.servers.map((s) => [s.id, s.suffrage])) : null;
+    },
     leaderId() {
       let best = null;
       for (const id of this.ids) {
@@ -97,6 +104,7 @@
     S.config = snap.config;
     S.narration = snap.narration;
     S.presets = snap.presets;
+    S.membership = snap.membership;
     S.selected = new Set([...S.selected].filter((id) => S.ids.includes(id)));
     S.inspectedFlight = null;
     setClock(snap);
@@ -107,6 +115,14 @@
   }
 
   function applyBatch(b) {
+    if (b.ids) {
+      // A server joined while the run went on: redraw the ring with it, no reset needed.
+      S.ids = b.ids;
+      ring.layout(S.ids);
+      buildStaticControls();
+      markAllDirty();
+    }
+    if ("membership" in b) { S.membership = b.membership; S.dirty.panels = true; S.dirty.logs = true; }
     if (b.events) {
       for (const ev of b.events) {
         if (ev.kind === "rpc_drop") {
@@ -226,6 +242,32 @@
       input.nextElementSibling.textContent = `${(S.faults[name] * scale).toFixed(0)}${unit}`;
     }
     drawNarration();
+    drawMembership();
+  }
+
+  function configText(c) {
+    if (!c) return "—";
+    return `entry ${c.index}: ` + c.servers.map((s) => s.id + (s.suffrage !== "voter" ? ` (${s.suffrage})` : "")).join(" ");
+  }
+
+  // The cluster's configurations: the latest is in force at once, the committed one is safe (thesis §4.1).
+  function drawMembership() {
+    const m = S.membership;
+    const box = $("#membership");
+    let html;
+    if (!m) html = `<span class="muted">no running server knows a configuration yet</span>`;
+    else {
+      const pending = m.committed && m.latest && m.latest.index !== m.committed.index;
+      html = table([["latest", `<span class="conf">${esc(configText(m.latest))}</span>`],
+        ["committed", `<span class="conf">${esc(configText(m.committed))}</span>`]]) +
+        (pending ? `<p class="pending">entry ${m.latest.index} is in force but not committed yet: the leader accepts no other change until it is</p>` : "") +
+        `<p class="muted small">as ${esc(m.source)} sees them${m.source === S.leaderId() ? " (the leader)" : " (no leader now: the newest any running server knows)"}</p>`;
+    }
+    if (box.dataset.html !== html) { box.innerHTML = html; box.dataset.html = html; }
+    const input = $("#new-node");
+    let k = 1;
+    while (S.ids.includes(`n${k}`)) k++;
+    input.placeholder = `n${k}`;
   }
 
   function fmtSpeed(s) {
@@ -260,12 +302,16 @@
     $("#narration-next").disabled = n.phase === "done";
   }
 
-  // The log table: one row per node, one column per index.
+  // The log table: one row per node, one column per index. Entries a node
+  // has compacted into its snapshot are drawn as grey "snapshot" cells:
+  // they are not lost, the snapshot holds their effect.
   function drawLogs() {
     const ids = S.ids;
     let lo = Infinity, hi = 0;
     for (const id of ids) {
       const log = S.logs[id];
+      const snap = (S.nodes[id] || {}).snapshot;
+      if (snap) { lo = 1; hi = Math.max(hi, snap.index); }
       if (!log || !log.entries.length) continue;
       lo = Math.min(lo, log.entries[0][0]);
       hi = Math.max(hi, log.entries[log.entries.length - 1][0]);
@@ -284,24 +330,34 @@
       const v = S.nodes[id] || {};
       const log = S.logs[id] || { first: 0, entries: [] };
       const byIndex = new Map(log.entries.map((e) => [e[0], e]));
+      const changes = configChanges(log.entries);
+      const snap = v.snapshot;
+      const firstKept = log.entries.length ? log.entries[0][0] : Infinity;
+      const lastCompacted = snap ? Math.min(snap.index, firstKept - 1) : 0; // where the snapshot's label goes
       const commit = v.up ? v.commit : null;
       const next = lv && lv.next_index ? lv.next_index[id] : undefined;
       const match = lv && lv.match_index ? lv.match_index[id] : undefined;
       const role = v.up ? v.state : "crashed";
       const head = `<div class="nodehead"><span>${esc(id)} ${id === leader ? "★" : ""}</span><small>${esc(role)} · t${v.term}` +
         ` · c${commit ?? "—"} a${v.up ? v.applied : "—"}</small>` +
+        (snap ? `<small>snapshot ≤ ${snap.index} (t${snap.term})</small>` : "") +
         (id !== leader && next !== undefined ? `<small>next ${next} · match ${match ?? "?"}</small>` : "") + `</div>`;
       html += `<tr class="${v.up ? "" : "crashed"}"><th>${head}</th>`;
-      if (from > lo) html += `<td></td>`;
+      if (from > lo) html += snap && snap.index >= from - 1 ? `<td class="compacted" title="earlier entries: in ${esc(id)}'s snapshot">…</td>` : `<td></td>`;
       for (let i = from; i <= hi; i++) {
         const e = byIndex.get(i);
         const marks = (next === i ? " next" : "") + (match === i && id !== leader ? " match" : "");
+        if (!e && snap && i <= snap.index) {
+          const tip = `entry ${i} was compacted into ${id}'s snapshot (it covers entries up to ${snap.index}, term ${snap.term})`;
+          html += `<td class="compacted${marks}" title="${esc(tip)}">${i === lastCompacted ? `snap<br>≤${snap.index}` : ""}</td>`;
+          continue;
+        }
         if (!e) { html += `<td class="empty${marks}">${next === i ? "next" : ""}</td>`; continue; }
         const [index, term, type, text] = e;
         const colour = Ring.termColour(term);
         const state = commit === null ? "unknown" : index <= commit ? "committed" : "uncommitted";
         const cls = `entry ${state}${type === "LogNoop" ? " noop" : ""}${type === "LogConfiguration" ? " config" : ""}${marks}`;
-        const label = type === "LogConfiguration" ? "config" : shortCommand(text);
+        const label = type === "LogConfiguration" ? changes.get(index) : shortCommand(text);
         html += `<td class="${cls}" style="background-color:${colour};color:${Ring.inkFor(colour)}" title="${esc(`index ${index}, term ${term}, ${type}: ${text} (${state} on ${id})`)}">` +
           `<span class="term">${term}</span>${esc(label)}</td>`;
       }
@@ -310,6 +366,25 @@
     }
     html += `</table>`;
     $("#logs").innerHTML = html;
+  }
+
+  // A short label for each configuration entry of a log: what it changed
+  // from the one before it ("+n4", "−n1"), or "config" for the first one.
+  function configChanges(entries) {
+    const labels = new Map();
+    let before = null;
+    for (const [index, , type, text] of entries) {
+      if (type !== "LogConfiguration") continue;
+      const servers = text.split(" ").slice(1).map((s) => s.replace(/\(.*\)$/, ""));
+      if (!before) labels.set(index, "config");
+      else {
+        const added = servers.filter((s) => !before.includes(s));
+        const removed = before.filter((s) => !servers.includes(s));
+        labels.set(index, added.map((s) => "+" + s).concat(removed.map((s) => "−" + s)).join(" ") || "config");
+      }
+      before = servers;
+    }
+    return labels;
   }
 
   function shortCommand(text) {
@@ -359,7 +434,7 @@
     $("#interventions").innerHTML = rows.join("") || `<li class="muted">none yet: this run is the seed alone</li>`;
     const clients = [...S.clients.values()].sort((a, b) => a.seq - b.seq).slice(-30);
     $("#clients").innerHTML = clients.map((c) => {
-      const answer = c.ok === null ? "waiting…" : c.ok ? `ok, index ${c.index}${c.value !== null && c.value !== undefined ? `, value "${c.value}"` : c.command.startsWith("get ") ? ", no value" : ""}` : `refused: ${c.error}`;
+      const answer = c.ok === null ? "waiting…" : c.ok ? `ok${c.index ? `, index ${c.index}` : ""}${c.value !== null && c.value !== undefined ? `, value "${c.value}"` : c.command.startsWith("get ") ? ", no value" : ""}` : `refused: ${c.error}`;
       return `<li><span class="t">${c.t.toFixed(3)} s</span> "${esc(c.command)}" → ${esc(c.node)}: ${esc(answer)}` +
         (c.answered_at !== null ? ` <span class="t">(${c.answered_at.toFixed(3)} s)</span>` : "") + `</li>`;
     }).join("") || `<li class="muted">none yet</li>`;
@@ -419,8 +494,18 @@
         ["log (disk)", (S.logs[it.id] || { entries: [] }).entries.length + " entries"],
         ["commit index", v.up ? v.commit : "— (volatile)"], ["last applied", v.up ? v.applied : "— (volatile)"],
         ["knows leader", v.up ? esc(v.leader || "nobody") : "—"], ["heard from a leader", esc(silence)]];
-      if (v.up && v.timer) rows.push([`${v.timer.timer} timer`, `fires between ${v.timer.deadline.toFixed(3)} and ${(v.timer.deadline + v.timer.timeout).toFixed(3)} s` +
-        (hb && v.timer.timer === "heartbeat" ? `; it starts an election only if no leader was heard for ${hb} s` : "")]);
+      if (v.up && v.timer) {
+        const window = `${v.timer.deadline.toFixed(3)}–${(v.timer.deadline + v.timer.timeout).toFixed(3)} s`;
+        const when = v.timer.fires_at !== undefined && v.timer.fires_at !== null
+          ? `fires at ${v.timer.fires_at.toFixed(3)} s (drawn at random in ${window})` : `fires at a random moment in ${window}`;
+        rows.push([`${v.timer.timer} timer`, when +
+          (hb && v.timer.timer === "heartbeat" ? `; it starts an election only if no leader was heard for ${hb} s` : "")]);
+      }
+      rows.push(["last snapshot (disk)", v.snapshot ? `covers entries up to ${v.snapshot.index} (term ${v.snapshot.term})` : "none"]);
+      if (v.up && v.configuration) {
+        rows.push(["configuration, latest", esc(configText(v.configuration.latest))]);
+        rows.push(["configuration, committed", esc(configText(v.configuration.committed))]);
+      }
       if (v.next_index) rows.push(["nextIndex", esc(JSON.stringify(v.next_index))]);
       if (v.match_index) rows.push(["matchIndex", esc(JSON.stringify(v.match_index))]);
       if (v.kv) rows.push(["state machine", esc(JSON.stringify(v.kv))]);
@@ -464,6 +549,13 @@
       send("read", args);
     },
     isolate() { const sel = selectedOrError(); if (sel.length) send("partition", { groups: [sel] }); },
+    addServer() {
+      const name = $("#new-node").value.trim();
+      send("add_server", name ? { node: name } : {});
+      $("#new-node").value = "";
+    },
+    removeServer() { for (const id of selectedOrError()) send("remove_server", { node: id }); },
+    transfer() { send("transfer", S.selected.size === 1 ? { node: [...S.selected][0] } : {}); },
     heal() { send("heal"); },
     drop() { if (S.inspected && S.inspected.type === "flight") send("drop", { flight: S.inspected.flight }); },
     duplicate() { if (S.inspected && S.inspected.type === "flight") send("duplicate", { flight: S.inspected.flight }); },
@@ -515,6 +607,9 @@
     $("#write-btn").onclick = actions.write;
     $("#read-btn").onclick = actions.read;
     $("#isolate-btn").onclick = actions.isolate;
+    $("#add-server-btn").onclick = actions.addServer;
+    $("#remove-server-btn").onclick = actions.removeServer;
+    $("#transfer-btn").onclick = actions.transfer;
     $("#heal-btn").onclick = actions.heal;
     $("#groups-btn").onclick = () => {
       const byGroup = {};
@@ -570,6 +665,7 @@
       " ": actions.playPause, ArrowRight: actions.step, ArrowLeft: actions.back, "[": actions.slower, "]": actions.faster,
       c: actions.crash, r: actions.restart, t: actions.timeout, w: actions.write, e: actions.read, p: actions.isolate,
       h: actions.heal, d: actions.drop, u: actions.duplicate, n: actions.next, b: actions.prev, l: actions.lecture, "?": actions.help,
+      a: actions.addServer, x: actions.removeServer, g: actions.transfer,
       Escape: () => { S.selected = new Set(); S.inspected = null; markAllDirty(); },
     };
     const digit = /^Digit([1-9])$/.exec(e.code);

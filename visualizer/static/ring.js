@@ -1,8 +1,10 @@
 // The ring: servers around a circle, the links between them, and messages in flight.
 //
-// Drawn in SVG. Nodes and links are rebuilt when the cluster changes size;
-// every animation frame then moves the messages and updates each node's
-// look. A message's position is (now - sent_at) / (arrives_at - sent_at)
+// Drawn in SVG. Nodes and links are rebuilt when the cluster changes size
+// (a new cluster, or a server added while the run goes on); every animation
+// frame then moves the messages and updates each node's look. A server
+// outside the cluster's configuration (added but not yet a member, or
+// removed) is drawn faded with a dashed outline. A message's position is (now - sent_at) / (arrives_at - sent_at)
 // of the way from its sender to its receiver, in virtual time, so the
 // picture is the simulation's own timing slowed down, never invented.
 "use strict";
@@ -165,19 +167,23 @@ const Ring = (() => {
     // Update every node's look from its view (see visualizer/views.py for the fields).
     drawNodes(state, vt) {
       const leaderId = state.leaderId();
+      const members = state.members();
       for (const id of this.ids) {
         const v = state.nodes[id] || {};
         const e = this.nodeEls[id];
         const role = v.up ? v.state : "crashed";
-        e.g.setAttribute("class", `node ${role}${state.selected.has(id) ? " selected" : ""}`);
-        const fill = v.up ? termColour(v.term) : "#d9d9d9";
+        const member = members ? members.get(id) : "voter";
+        const outsider = member === undefined;
+        e.g.setAttribute("class", `node ${role}${state.selected.has(id) ? " selected" : ""}${outsider ? " outsider" : ""}` +
+          (member === "nonvoter" || member === "staging" ? " nonvoter" : ""));
+        const fill = v.up && role !== "shutdown" ? termColour(v.term) : "#d9d9d9";
         const ink = v.up ? inkFor(fill) : "#333";
         e.circle.style.display = role === "follower" || role === "crashed" || role === "shutdown" ? "" : "none";
         e.diamond.style.display = role === "candidate" ? "" : "none";
         e.square.style.display = role === "leader" ? "" : "none";
         for (const shape of [e.circle, e.diamond, e.square]) shape.style.fill = fill;
         for (const t of [e.name, e.role, e.term]) t.style.fill = ink;
-        e.role.textContent = role === "crashed" ? "crashed" : role;
+        e.role.textContent = role === "shutdown" ? "shut down" : role;
         e.term.textContent = `term ${v.term ?? "?"}`;
         e.crashX.style.display = v.up ? "none" : "";
         if (v.up) {
@@ -188,27 +194,27 @@ const Ring = (() => {
           e.below.textContent = "commit — · applied —";
           e.below2.textContent = `on disk: term ${v.term}, voted ${v.voted_for || "—"}`;
         }
+        if (outsider) e.below2.textContent = "not in the configuration";
+        else if (member !== "voter") e.below2.textContent = `${member}: receives the log, never votes`;
         this.drawTimer(e, v, vt);
         this.drawVotes(e, v, id);
-        e.title.textContent = `${id}: ${role}, term ${v.term}${id === leaderId ? " (leader)" : ""}`;
+        e.title.textContent = `${id}: ${role}, term ${v.term}${id === leaderId ? " (leader)" : ""}` +
+          (outsider ? ", not a member of the cluster" : member !== "voter" ? `, ${member}` : "");
       }
     }
 
-    // The arc shrinks until the timer's earliest firing time; after that it
-    // may fire any moment until deadline + timeout (hashicorp draws a random
-    // timeout in [timeout, 2 × timeout)), shown dashed.
+    // hashicorp draws each timeout at random in [timeout, 2 × timeout); the
+    // timer event says when this one will really fire (fires_at). The arc
+    // runs out exactly then: solid until the earliest possible moment
+    // (deadline), dashed for the random part after it.
     drawTimer(e, v, vt) {
       const timer = v.up ? v.timer : null;
-      if (!timer || v.state === "leader") { e.arc.setAttribute("d", ""); return; }
-      const left = timer.deadline - vt;
-      if (left > 0) {
-        e.arc.setAttribute("class", "timer-arc");
-        e.arc.setAttribute("d", arcPath(0, 0, NODE_R + 16, left / timer.timeout));
-      } else {
-        const windowLeft = (timer.deadline + timer.timeout - vt) / timer.timeout;
-        e.arc.setAttribute("class", "timer-arc due");
-        e.arc.setAttribute("d", arcPath(0, 0, NODE_R + 16, Math.max(0.02, windowLeft)));
-      }
+      if (!timer || v.state === "leader" || v.state === "shutdown") { e.arc.setAttribute("d", ""); return; }
+      const firesAt = timer.fires_at ?? timer.deadline + timer.timeout;
+      const span = Math.max(1e-9, firesAt - timer.set_at);
+      const left = Math.max(0, firesAt - vt);
+      e.arc.setAttribute("class", vt < timer.deadline ? "timer-arc" : "timer-arc due");
+      e.arc.setAttribute("d", left > 0 ? arcPath(0, 0, NODE_R + 16, left / span) : "");
     }
 
     drawVotes(e, v, id) {
@@ -270,14 +276,23 @@ const Ring = (() => {
       }
     }
 
+    // Most messages are discs. A snapshot is a wide block (it carries a whole
+    // state machine), TimeoutNow a diamond: both are rare and worth spotting.
     buildMessage(f) {
       const g = el("g", { class: `msg ${f.dir} k-${f.kind}` }, this.msgLayer);
-      el("circle", { r: f.kind === "heartbeat" ? 11 : 15 }, g);
+      const msg = f.msg || {};
+      if (f.kind === "install_snapshot" && f.dir === "request") {
+        el("rect", { x: -34, y: -17, width: 68, height: 34, rx: 5, class: "msg-shape" }, g);
+      } else if (f.kind === "timeout_now") {
+        el("polygon", { points: "0,-20 20,0 0,20 -20,0", class: "msg-shape" }, g);
+      } else {
+        el("circle", { r: f.kind === "heartbeat" ? 11 : 15, class: "msg-shape" }, g);
+      }
       const label = el("text", { y: 4 }, g);
       let text = Words.RPC_SHORT[f.kind] || "?";
-      const msg = f.msg || {};
       if (f.dir === "response") text = msg.success === true || msg.granted === true ? "✓" : msg.success === false || msg.granted === false ? "✗" : text;
       else if (f.kind === "append_entries" && msg.entries) text = `+${msg.entries.length}`;
+      else if (f.kind === "install_snapshot") text = `snap ≤${msg.last_log_index ?? "?"}`;
       label.textContent = text;
       const title = el("title", {}, g);
       title.textContent = `${Words.rpcName(f.kind)} ${f.dir} ${f.src} → ${f.dst} (message #${f.flight})`;

@@ -26,6 +26,9 @@ const Words = (() => {
     timeout_now: "TN",
   };
 
+  // Requests to the leader that are not state machine commands (see raft/testing.py).
+  const ADMIN = /^(add_voter|remove_server|transfer_leadership|barrier|verify_leader)\b/;
+
   function rpcName(kind) {
     return RPC_NAMES[kind] || kind;
   }
@@ -55,7 +58,8 @@ const Words = (() => {
         return { text: ev.leader ? `${n} now knows ${ev.leader} as the leader` : `${n} no longer knows a leader`, reason };
       case "timer": {
         const window = `${(+ev.deadline).toFixed(3)}–${(+ev.deadline + +ev.timeout).toFixed(3)} s`;
-        return { text: `${n} arms its ${ev.timer} timer: it fires at a random moment in ${window}`, reason };
+        if (ev.fires_at === undefined) return { text: `${n} arms its ${ev.timer} timer: it fires at a random moment in ${window}`, reason };
+        return { text: `${n} arms its ${ev.timer} timer: it will fire at ${(+ev.fires_at).toFixed(3)} s (drawn at random in ${window})`, reason };
       }
       case "election":
         return {
@@ -93,8 +97,13 @@ const Words = (() => {
         let detail = "";
         if (ev.dir === "request" && ev.rpc === "append_entries" && msg.entries) {
           detail = ` — term ${msg.term}, prev ${msg.prev_log_entry}/${msg.prev_log_term}, ${entriesText(msg.entries)}, commit ${msg.leader_commit_index}`;
+        } else if (ev.dir === "request" && ev.rpc === "install_snapshot") {
+          detail = ` — term ${msg.term}, everything up to entry ${msg.last_log_index} (term ${msg.last_log_term}), ${msg.size} bytes`;
         } else if (ev.dir === "request" && msg.term !== undefined) {
-          detail = ` — term ${msg.term}` + (msg.last_log_index !== undefined ? `, last log ${msg.last_log_index}/${msg.last_log_term}` : "");
+          detail = ` — term ${msg.term}` + (msg.last_log_index !== undefined ? `, last log ${msg.last_log_index}/${msg.last_log_term}` : "") +
+            (msg.leadership_transfer ? ", leadership transfer" : "");
+        } else if (ev.dir === "request" && ev.rpc === "timeout_now") {
+          detail = " — start an election now";
         }
         const what = ev.dir === "response" ? `its reply to ${label}` : label;
         const copies = ev.copies > 1 ? ` (${ev.copies} copies)` : "";
@@ -115,15 +124,22 @@ const Words = (() => {
       case "apply":
         return { text: `${n} applies entry ${ev.index} (${ev.type}, term ${ev.term}) to its state machine`, reason };
       case "configuration": {
-        const servers = ((ev.configuration || {}).servers || []).map((s) => s.id).join(" ");
-        return { text: `${n}'s ${ev.which} configuration is entry ${ev.index}: ${servers}`, reason };
+        const servers = ((ev.configuration || {}).servers || []).map((s) => s.id + (s.suffrage ? " (non-voter)" : "")).join(" ");
+        if (ev.which === "committed") return { text: `${n}'s committed configuration is now entry ${ev.index}: ${servers}`, reason };
+        return {
+          text: `${n}'s latest configuration is entry ${ev.index}: ${servers}`,
+          reason: reason || "a server uses the newest configuration in its log, committed or not (thesis §4.1)",
+        };
       }
       case "replication_rejected":
         return { text: `${n}: ${ev.peer} rejected AppendEntries; it will try an earlier entry`, reason };
       case "lease_lost":
         return { text: `${n} heard from only ${ev.contacted} of the ${ev.quorum} servers it needs within its lease`, reason };
       case "transfer":
-        return { text: `${n}: leadership transfer ${ev.phase}${ev.target ? " to " + ev.target : ""}`, reason: ev.error || reason };
+        if (ev.phase === "started") {
+          return { text: `${n} starts a leadership transfer to ${ev.target}: it brings ${ev.target} up to date, then sends it TimeoutNow`, reason };
+        }
+        return { text: ev.error ? `${n}'s leadership transfer failed: ${ev.error}` : `${n}'s leadership transfer is finished`, reason };
       case "crash":
         return { text: `${n} crashes (it was ${ev.state} in term ${ev.term}); its volatile state is gone, its disk stays`, reason };
       case "restart":
@@ -139,6 +155,7 @@ const Words = (() => {
           reason,
         };
       case "client_request":
+        if (ADMIN.test(ev.command)) return { text: `an operator asks ${ev.to}: ${ev.command.replace(/_/g, " ")}`, reason };
         return { text: `a client sends "${ev.command}" to ${ev.to}`, reason };
       case "client_reply":
         return { text: `the client gets an answer for "${ev.command}": ${ev.ok ? "ok" : ev.error}`, reason };
@@ -146,6 +163,19 @@ const Words = (() => {
         return { text: `${n} takes a snapshot up to entry ${ev.index} (term ${ev.term})`, reason };
       case "compact":
         return { text: `${n} removes log entries ${ev.first}–${ev.last}, now covered by its snapshot`, reason };
+      case "snapshot_send":
+        return {
+          text: `${n} sends its snapshot (everything up to entry ${ev.index}, term ${ev.term}; ${ev.size} bytes) to ${ev.peer}`,
+          reason: reason || `the entries ${ev.peer} needs next are no longer in ${n}'s log`,
+        };
+      case "snapshot_installed":
+        return {
+          text: `${n} installs ${ev.leader}'s snapshot: its state machine becomes the snapshot's, and its log now continues after entry ${ev.index} (term ${ev.term})`,
+          reason: reason || "the leader had compacted the entries this follower lacked (§7, Figure 13: InstallSnapshot); " +
+            "log entries that agree with the snapshot's last entry are kept, any others are discarded",
+        };
+      case "snapshot_restored":
+        return { text: `${n} restores its state machine from its snapshot up to entry ${ev.index} (term ${ev.term})`, reason };
       default: {
         const fields = Object.entries(ev)
           .filter(([k]) => !["t", "node", "kind", "func", "seq", "reason"].includes(k))
@@ -170,6 +200,12 @@ const Words = (() => {
       case "set_faults": return "network: " + Object.entries(a).map(([k, v]) => `${k}=${v}`).join(" ");
       case "drop_message": return `drop message #${a.flight}`;
       case "duplicate_message": return `duplicate message #${a.flight}`;
+      case "add_node": return `start a new, empty server ${a.node}`;
+      case "add_voter": return `ask the leader to add ${a.node} as a voter`;
+      case "remove_server": return `ask the leader to remove ${a.node}`;
+      case "transfer_leadership": return a.target ? `ask the leader to hand over to ${a.target}` : "ask the leader to hand over";
+      case "barrier": return "ask the leader for a barrier";
+      case "verify_leader": return "ask the leader to verify it still leads";
       default: return `${i.action} ${JSON.stringify(a)}`;
     }
   }
