@@ -148,7 +148,7 @@ class KVService:
         transport = await new_tcp_transport(args.bind, advertise=args.advertise, timeout=2.0)
         self.transport = transport
         config = Config(local_id=args.id, snapshot_threshold=args.snapshot_threshold,
-                        trailing_logs=args.trailing_logs)
+                        trailing_logs=args.trailing_logs, snapshot_interval=args.snapshot_interval)
         if args.bootstrap and not has_existing_state(logs, store, snapshots):
             servers = [Server(ServerSuffrage.Voter, i, a) for i, a in args.bootstrap.items()]
             with contextlib.suppress(ErrCantBootstrap):
@@ -419,8 +419,12 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--http-peers", metavar="ID=HOST:PORT,...",
                         help="HTTP addresses of the other members, for redirecting clients to the leader")
     parser.add_argument("--trace", metavar="FILE", help="append every event as JSON Lines (wall-clock times)")
-    parser.add_argument("--snapshot-threshold", type=int, default=8192)
-    parser.add_argument("--trailing-logs", type=int, default=10240)
+    parser.add_argument("--snapshot-threshold", type=int, default=8192,
+                        help="take a snapshot once this many entries follow the last one (default 8192)")
+    parser.add_argument("--snapshot-interval", type=float, default=120.0,
+                        help="seconds between checks whether a snapshot is due, jittered up to twice (default 120)")
+    parser.add_argument("--trailing-logs", type=int, default=10240,
+                        help="entries kept in the log after a snapshot, for slow followers (default 10240)")
     parser.add_argument("--log-level", default="WARNING", choices=["DEBUG", "INFO", "WARNING", "ERROR"])
     return parser
 
@@ -443,6 +447,8 @@ def parse_args(argv: Sequence[str] | None) -> argparse.Namespace:
                 raise UsageError("--join expects http:// URLs of existing members")
         if args.snapshot_threshold < 1 or args.trailing_logs < 0:
             raise UsageError("--snapshot-threshold must be at least 1 and --trailing-logs not negative")
+        if args.snapshot_interval < 0.005:
+            raise UsageError("--snapshot-interval must be at least 0.005 seconds")
     except (UsageError, RaftError, ValueError) as err:
         parser.error(str(err))
     return args
