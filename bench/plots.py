@@ -2,10 +2,25 @@
 
     python -m bench.plots            # every plot whose results exist
 
-reads ``bench/results/election.json`` (written by ``python -m bench.election
---json ...``) and writes ``docs/assets/election_times.png``. Each picture
-records, in its PNG metadata, the SHA-256 of the results it was drawn from,
-so a test can tell when the results changed and the picture was not redrawn.
+reads
+
+* ``bench/results/election.json`` (written by ``python -m bench.election
+  --json ...``) and writes ``docs/assets/election_times.png``;
+* ``bench/results/realworld.json`` (written by ``python -m bench.realworld
+  --json ...``) and writes ``docs/assets/throughput_vs_pysyncobj.png``.
+
+Each picture records, in its PNG metadata, the SHA-256 of the results it was
+drawn from, so a test (and the documentation build) can tell when the results
+changed and the picture was not redrawn.
+
+``realworld.json`` maps the name of each measure to the two figures of the
+same run, the unit in parentheses at the end of the name::
+
+    {"throughput, in-memory log (ops/s)": {"raft_textbook": 21000.0, "pysyncobj": 15000.0},
+     "latency p50, one at a time (ms)": {"raft_textbook": 1.9, "pysyncobj": 2.4}, ...}
+
+A measure in a unit per second (``ops/s``) is better higher; any other (a
+time: ``ms``, ``s``) is better lower.
 
 Plots are drawn with matplotlib's Agg backend: no display is needed.
 """
@@ -15,7 +30,10 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import math
+import re
 from pathlib import Path
+from typing import Any
 
 import matplotlib
 
@@ -61,18 +79,62 @@ def plot_election_times(results: Path = RESULTS / "election.json",
     return out
 
 
-def plot_throughput_against_pysyncobj() -> Path:
-    """Throughput of raft-textbook against PySyncObj.
+IMPLEMENTATIONS = (("raft_textbook", "raft-textbook", "#3f51b5"), ("pysyncobj", "PySyncObj", "#9e9e9e"))
 
-    TODO(issue 6): the throughput benchmark against PySyncObj does not exist
-    yet. When it writes its JSON results to ``bench/results/``, draw them here
-    (and only then mention the plot in the documentation).
+
+def load_realworld(results: Path) -> dict[str, dict[str, float]]:
+    """Read ``realworld.json``; ValueError, saying what is wrong, if it is not in the expected format."""
+    data: Any = json.loads(results.read_text(encoding="utf-8"))
+    if not isinstance(data, dict) or not data:
+        raise ValueError("expected a JSON object: {measure name: {raft_textbook: number, pysyncobj: number}}")
+    for name, pair in data.items():
+        if not isinstance(pair, dict) or set(pair) != {key for key, _, _ in IMPLEMENTATIONS}:
+            raise ValueError(f"{name!r}: expected exactly the keys raft_textbook and pysyncobj")
+        for key, value in pair.items():
+            if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value):
+                raise ValueError(f"{name!r}: {key} is {value!r}, not a finite number")
+    return data
+
+
+def higher_is_better(measure: str) -> bool:
+    """A rate (a unit per second, such as ``ops/s``) is better higher; a time is better lower."""
+    unit = re.search(r"\(([^()]*)\)\s*$", measure)
+    return bool(unit and unit[1].endswith("/s"))
+
+
+def plot_throughput_against_pysyncobj(results: Path = RESULTS / "realworld.json",
+                                      out: Path = ASSETS / "throughput_vs_pysyncobj.png") -> Path:
+    """raft-textbook next to PySyncObj: one small bar chart per measure of ``bench/realworld.py``.
+
+    The measures have different units, so each gets its own panel and its own
+    scale, titled with the ratio and with which way is better.
     """
-    raise NotImplementedError("the throughput-vs-PySyncObj plot waits for its benchmark (issue 6); "
-                              "there are no results to draw yet")
+    data = load_realworld(results)
+    columns = min(3, len(data))
+    rows = math.ceil(len(data) / columns)
+    figure, axes = plt.subplots(rows, columns, figsize=(3.6 * columns, 3.3 * rows), dpi=110, squeeze=False)
+    for axis, (name, pair) in zip(axes.flat, data.items(), strict=False):
+        values = [pair[key] for key, _, _ in IMPLEMENTATIONS]
+        bars = axis.bar([label for _, label, _ in IMPLEMENTATIONS], values,
+                        color=[colour for _, _, colour in IMPLEMENTATIONS])
+        axis.bar_label(bars, labels=[f"{value:,.2f}" for value in values], fontsize=8)
+        ratio = f"{values[0] / values[1]:.2f}×" if values[1] else "–"
+        better = "higher" if higher_is_better(name) else "lower"
+        axis.set_title(f"{name}\nratio {ratio}, {better} is better", fontsize=9)
+        axis.margins(y=0.15)
+        axis.tick_params(labelsize=8)
+        axis.grid(axis="y", alpha=0.3)
+    for axis in list(axes.flat)[len(data):]:
+        axis.set_visible(False)
+    figure.suptitle("raft-textbook and PySyncObj: three processes on 127.0.0.1, measured in the same run")
+    figure.tight_layout()
+    out.parent.mkdir(parents=True, exist_ok=True)
+    figure.savefig(out, metadata={SOURCE_KEY: results_digest(results), "Software": None})
+    plt.close(figure)
+    return out
 
 
-PLOTS = {"election.json": plot_election_times}
+PLOTS = {"election.json": plot_election_times, "realworld.json": plot_throughput_against_pysyncobj}
 
 
 def main() -> None:

@@ -23,19 +23,31 @@ code already says is typed a second time:
   ``pymdownx.snippets`` reads, so a page shows exactly what the code printed.
   A tutorial that fails, or writes to stderr, fails the build.
 
+* **Docstrings and commands.** ``<!-- @docstring-table raft/kv_service.py ... -->``
+  and ``<!-- @docstring-block raft/net_frames.py 1 -->`` put a table or a
+  literal block of a module docstring on a page (parsed by
+  ``rst_docstrings.py``, which also renders the API pages);
+  ``<!-- @cli-help raft-kv -->`` shows a command's ``--help`` from its parser.
+* **Benchmarks.** ``<!-- @realworld -->`` shows the PySyncObj comparison once
+  ``bench/results/realworld.json`` exists, and fails the build if its plot
+  is missing or was drawn from other results.
+
 Everything is plain MkDocs (1.6 or newer: ``File.generated``); no extra plugin.
 """
 
 from __future__ import annotations
 
+import argparse
 import ast
 import hashlib
+import importlib.util
 import io
 import json
 import logging
 import os
 import posixpath
 import re
+import shlex
 import subprocess
 import sys
 import tempfile
@@ -46,6 +58,7 @@ from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
+from types import ModuleType
 
 from mkdocs.config.defaults import MkDocsConfig
 from mkdocs.structure.files import File, Files
@@ -58,6 +71,9 @@ PACKAGE = ROOT / "raft"
 TUTORIALS = ROOT / "tutorials"
 PRESETS = ROOT / "visualizer" / "presets"
 ELECTION_RESULTS = ROOT / "bench" / "results" / "election.json"
+REALWORLD_RESULTS = ROOT / "bench" / "results" / "realworld.json"  # written by bench/realworld.py --json
+REALWORLD_PLOT = "assets/throughput_vs_pysyncobj.png"  # drawn from it by bench/plots.py
+HELP_COLUMNS = "100"  # argparse wraps --help to the terminal's width; the site's is fixed
 SCREENSHOT = "assets/visualizer.png"  # written by the visualizer's browser test
 TUTORIAL_TIMEOUT = 600  # seconds one tutorial may run
 STEP_HEADER = re.compile(r"^=== \[(?P<name>[\w-]+)\] (?P<title>.*) ===$")
@@ -728,7 +744,11 @@ def scenarios(page_src: str, index: CodeIndex) -> str:
 def presets() -> str:
     """Each visualizer preset, with an anchor (``#preset-<file name>``) that tutorials link to."""
     out = []
-    for path in sorted(PRESETS.glob("*.json")):
+    def number(path: Path) -> tuple[int, str]:
+        head = path.stem.split("-", 1)[0]
+        return (int(head) if head.isdigit() else 10**6, path.stem)
+
+    for path in sorted(PRESETS.glob("*.json"), key=number):
         data = json.loads(path.read_text(encoding="utf-8"))
         out.append(f"### {data.get('title', path.stem)} {{#preset-{path.stem}}}\n")
         out.append(f"{data.get('summary', '')}\n")
@@ -756,10 +776,160 @@ def visualizer_keys() -> str:
 
 def visualizer_help() -> str:
     """``raft-visualizer --help``, from the command's own argument parser."""
-    from visualizer.cli import build_parser
+    return cli_help("raft-visualizer")
 
-    text = build_parser().format_help()
-    return f'```text title="raft-visualizer --help (read from its argument parser)"\n{text}```\n'
+
+def _on_path() -> None:
+    if str(ROOT) not in sys.path:
+        sys.path.insert(0, str(ROOT))
+
+
+def command_parser(command: str) -> argparse.ArgumentParser | None:
+    """The argument parser of a command of the project: ``raft-kv``, ``raft-sim fuzz``, ..."""
+    _on_path()
+    program, *sub = command.split()
+    if program == "raft-kv" and not sub:
+        from raft.kv_service import build_parser as kv_parser
+
+        return kv_parser()
+    if program == "raft-visualizer" and not sub:
+        from visualizer.cli import build_parser as visualizer_parser
+
+        return visualizer_parser()
+    if program == "raft-sim" and len(sub) <= 1:
+        from raft.cli import build_parser as sim_parser
+
+        parser = sim_parser()
+        if not sub:
+            return parser
+        for action in parser._actions:  # argparse offers no public way to reach a subcommand's parser
+            if isinstance(action, argparse._SubParsersAction) and sub[0] in action.choices:
+                return action.choices[sub[0]]  # type: ignore[no-any-return]
+    return None
+
+
+def cli_help(command: str) -> str:
+    """``COMMAND --help``, formatted by the command's own argument parser at a fixed width."""
+    parser = command_parser(command)
+    if parser is None:
+        log.warning("no command %r to show the help of", command)
+        return ""
+    saved = os.environ.get("COLUMNS")
+    os.environ["COLUMNS"] = HELP_COLUMNS
+    try:
+        text = parser.format_help()
+    finally:
+        if saved is None:
+            del os.environ["COLUMNS"]
+        else:
+            os.environ["COLUMNS"] = saved
+    return f'```text title="{command} --help (read from its argument parser)"\n{text}```\n'
+
+
+# ---------------------------------------------------------------------------
+# Parts of module docstrings, shown on pages
+# ---------------------------------------------------------------------------
+
+
+def _rst() -> ModuleType:
+    """docs/rst_docstrings.py, which also turns docstrings into Markdown for mkdocstrings."""
+    module = sys.modules.get("raft_docs_rst")
+    if module is None:
+        spec = importlib.util.spec_from_file_location("raft_docs_rst", Path(__file__).with_name("rst_docstrings.py"))
+        assert spec is not None and spec.loader is not None
+        module = importlib.util.module_from_spec(spec)
+        sys.modules["raft_docs_rst"] = module
+        spec.loader.exec_module(module)
+    return module
+
+
+def module_docstring(path: str, index: CodeIndex) -> str:
+    source = index.sources.get(path)
+    if source is None:
+        log.warning("no module %s in raft/", path)
+        return ""
+    return ast.get_docstring(ast.parse(source)) or ""
+
+
+def _from_docstring(page_src: str, index: CodeIndex, path: str) -> str:
+    module = index.modules[path]
+    return f"*From the docstring of [`{path}`]({code_href(page_src, module)}).*\n"
+
+
+def docstring_block(page_src: str, index: CodeIndex, args: str) -> str:
+    """``<!-- @docstring-block raft/net_frames.py 1 -->``: the Nth literal block (``::``) of a module docstring."""
+    path, number = [*shlex.split(args), "1"][:2]
+    blocks = _rst().literal_blocks(module_docstring(path, index))
+    if not number.isdigit() or not 1 <= int(number) <= len(blocks):
+        log.warning("%s asks for literal block %s of %s's docstring, which has %d", page_src, number, path,
+                    len(blocks))
+        return ""
+    block = blocks[int(number) - 1]
+    fence = "`" * max(3, 1 + max((len(m) for m in re.findall(r"`+", block)), default=0))
+    return f'{fence}text title="{path}, from its docstring"\n{block}\n{fence}\n\n' + _from_docstring(
+        page_src, index, path)
+
+
+def docstring_table(page_src: str, index: CodeIndex, args: str) -> str:
+    """``<!-- @docstring-table raft/kv_service.py "Request" "What it does" -->``: the first simple table
+    of a module docstring, as a Markdown table with the given column headers."""
+    path, *headers = shlex.split(args)
+    rst = _rst()
+    tables = rst.simple_tables(module_docstring(path, index))
+    if not tables:
+        log.warning("%s asks for a table from %s's docstring, which has none", page_src, path)
+        return ""
+    table = tables[0]
+    if headers and len(headers) != len(table.rows[0]):
+        log.warning("%s gives %d headers for a table of %d columns", page_src, len(headers), len(table.rows[0]))
+    rows = [[_code_words(cell) for cell in row] for row in table.rows]
+    return rst.markdown_table(headers or table.header, rows) + "\n\n" + _from_docstring(
+        page_src, index, path)
+
+
+# ---------------------------------------------------------------------------
+# raft-textbook next to PySyncObj (bench/realworld.py)
+# ---------------------------------------------------------------------------
+
+
+def realworld(page_src: str, docs_dir: Path, results: Path = REALWORLD_RESULTS) -> str:
+    """The PySyncObj comparison: a table and the plot, once ``bench/results/realworld.json`` exists.
+
+    Until then, a note says the results are to come, and the strict build
+    passes. Once it exists, the plot must exist too and must have been drawn
+    from that very file (its PNG records the file's SHA-256), or the build fails.
+    """
+    if not results.is_file():
+        return ('!!! note "Results coming"\n    The comparison has not been run on a quiet machine yet. When '
+                f"`bench/results/{results.name}` exists, its table and its plot appear here.\n")
+    _on_path()
+    from bench.plots import SOURCE_KEY, higher_is_better, load_realworld, results_digest
+
+    try:
+        data = load_realworld(results)
+    except ValueError as err:
+        log.warning("%s: %s", results.relative_to(ROOT) if results.is_relative_to(ROOT) else results, err)
+        return ""
+    picture = docs_dir / REALWORLD_PLOT
+    if not picture.is_file():
+        log.warning("%s exists but %s does not: draw it with `python -m bench.plots`", results.name, picture)
+    else:
+        from PIL import Image
+
+        with Image.open(picture) as image:
+            recorded = image.text.get(SOURCE_KEY)
+        if recorded != results_digest(results):
+            log.warning("%s was not drawn from the current %s: redraw it with `python -m bench.plots`",
+                        picture.name, results.name)
+    out = ["| Measure | raft-textbook | PySyncObj | ratio | better |", "|---|---:|---:|---:|---|"]
+    for name, pair in data.items():
+        ours, theirs = pair["raft_textbook"], pair["pysyncobj"]
+        ratio = f"{ours / theirs:.2f}" if theirs else "–"
+        better = "higher" if higher_is_better(name) else "lower"
+        out.append(f"| {_cell(name)} | {ours:,.2f} | {theirs:,.2f} | {ratio} | {better} |")
+    href = posixpath.relpath(REALWORLD_PLOT, posixpath.dirname(page_src) or ".")
+    return ("\n".join(out) + "\n\n*ratio = raft-textbook ÷ PySyncObj, from the same run.*\n\n"
+            f"![raft-textbook next to PySyncObj, one panel per measure]({href})\n")
 
 
 def screenshot(page_src: str, docs_dir: Path) -> str:
@@ -935,11 +1105,25 @@ def on_config(config: MkDocsConfig) -> MkDocsConfig:
     snippets = config.mdx_configs.setdefault("pymdownx.snippets", {})
     snippets["base_path"] = [str(ROOT), str(cache)]
     snippets["check_paths"] = True
+    _absolute_griffe_extensions(config)
     nav = config.nav or []
     pages = [{module.path: source_page(module.path)} for module in STATE.index.modules.values()]
     nav.append({"Source code": ["source/index.md", *pages]})
     config.nav = nav
     return config
+
+
+def _absolute_griffe_extensions(config: MkDocsConfig) -> None:
+    """Griffe finds an extension file relative to the working directory; make mkdocs.yml's paths absolute,
+    so the site also builds from another directory (``mkdocs build -f path/to/mkdocs.yml``)."""
+    plugin = config.plugins.get("mkdocstrings")
+    if plugin is None:
+        return
+    options = plugin.config.get("handlers", {}).get("python", {}).get("options", {})
+    extensions = options.get("extensions", [])
+    for k, extension in enumerate(extensions):
+        if isinstance(extension, str) and extension.endswith(".py") and not os.path.isabs(extension):
+            extensions[k] = str(ROOT / extension)
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
@@ -988,6 +1172,10 @@ GENERATORS: dict[str, Callable[[str, CodeIndex, MkDocsConfig, str], str]] = {
     "visualizer-screenshot": lambda src, index, config, args: screenshot(src, Path(config.docs_dir)),
     "election-summary": lambda src, index, config, args: election_summary(),
     "excerpt": lambda src, index, config, args: excerpt(args.strip(), index, src),
+    "cli-help": lambda src, index, config, args: cli_help(args.strip()),
+    "docstring-block": lambda src, index, config, args: docstring_block(src, index, args),
+    "docstring-table": lambda src, index, config, args: docstring_table(src, index, args),
+    "realworld": lambda src, index, config, args: realworld(src, Path(config.docs_dir)),
 }
 
 

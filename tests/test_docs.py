@@ -4,7 +4,8 @@
 snippet section that is gone, a link to a heading, a line or a name that does
 not exist. On top of that we check the generated maps, the rule that every
 block of Python on the site comes from a tutorial, the glossary's Python
-names, the absence of any CDN, and the freshness of the benchmark plot.
+names, the absence of any CDN, the freshness of the benchmark plots, and the pages of the
+real deployment, whose tables and formats are read from the code.
 """
 
 from __future__ import annotations
@@ -29,13 +30,17 @@ FENCE = re.compile(r"^(?P<indent> *)(?P<fence>`{3,}|~{3,})(?P<info>[^\n`]*)\n"
 ALLOWED_LANGUAGES = {"python", "text", "console", "go", "markdown", "json"}
 
 
-def load_hooks() -> ModuleType:
-    spec = importlib.util.spec_from_file_location("docs_hooks", DOCS / "hooks.py")
+def load_module(name: str, path: Path) -> ModuleType:
+    spec = importlib.util.spec_from_file_location(name, path)
     assert spec is not None and spec.loader is not None
     module = importlib.util.module_from_spec(spec)
-    sys.modules["docs_hooks"] = module
+    sys.modules[name] = module
     spec.loader.exec_module(module)
     return module
+
+
+def load_hooks() -> ModuleType:
+    return load_module("docs_hooks", DOCS / "hooks.py")
 
 
 @pytest.fixture(scope="module")
@@ -124,7 +129,8 @@ def test_event_kinds_page_lists_where_events_come_from(site: Path) -> None:
 @pytest.mark.parametrize("page", ["tutorials/01-first-cluster", "tutorials/02-leader-election",
                                   "tutorials/03-log-replication", "tutorials/04-safety",
                                   "tutorials/05-membership", "tutorials/06-snapshots",
-                                  "tutorials/07-transfer-and-pre-vote", "tutorials/09-debugging"])
+                                  "tutorials/07-transfer-and-pre-vote", "tutorials/08-tcp-cluster",
+                                  "tutorials/09-debugging"])
 def test_tutorial_pages_show_code_and_real_output(site: Path, page: str) -> None:
     """A tutorial page has its snippets and their output, and no snippet line was left unexpanded."""
     raw = (site / page / "index.html").read_text(encoding="utf-8")
@@ -133,11 +139,66 @@ def test_tutorial_pages_show_code_and_real_output(site: Path, page: str) -> None
     assert "Cluster" in page_text(site, page)
 
 
-def test_tutorial_8_waits_without_code_or_output(site: Path) -> None:
-    """Tutorial 8 is a placeholder until the TCP transport lands: no code, no invented output."""
-    raw = (site / "tutorials/08-tcp-cluster/index.html").read_text(encoding="utf-8")
-    assert "Coming soon" in raw
-    assert '<div class="highlight">' not in raw
+def test_tutorial_8_shows_every_step_of_the_real_cluster(site: Path) -> None:
+    """Tutorial 8 shows the output of each of its steps: the processes really ran at build time."""
+    text = page_text(site, "tutorials/08-tcp-cluster")
+    for fact in ("a follower answers 307", "a new leader was elected within 15 s: yes",
+                 "it follows the new leader: yes", "exit statuses: {'n1': 0, 'n2': 0, 'n3': 0}",
+                 "at most one leader in each term (Election Safety): yes"):
+        assert fact in text, fact
+
+
+def test_real_cluster_page_reads_its_tables_and_formats_from_the_code(site: Path) -> None:
+    """The HTTP API table, the frame format and the options come from the code, not from a copy."""
+    import ast
+
+    rst = load_module("rst_docstrings", DOCS / "rst_docstrings.py")
+    docstring = ast.get_docstring(ast.parse((ROOT / "raft" / "kv_service.py").read_text(encoding="utf-8")))
+    assert docstring is not None
+    table = rst.simple_tables(docstring)[0]
+    rows = table_rows(site, "tools/real-cluster")
+    for request, _ in table.rows:
+        shown = " ".join(request.strip("`").split())
+        assert any(shown in " ".join(row.split()) for row in rows), f"the HTTP API table lacks {request}"
+    text = page_text(site, "tools/real-cluster")
+    frames = ast.get_docstring(ast.parse((ROOT / "raft" / "net_frames.py").read_text(encoding="utf-8")))
+    assert frames is not None
+    assert rst.literal_blocks(frames)[0].splitlines()[0] in text, "the frame format is not on the page"
+    assert "raft-kv --help" in text and "--http-peers" in text
+
+
+@pytest.mark.parametrize(("page", "names"), [
+    ("api/kv_service", ["KVService", "command_from_body", "http_call"]),
+    ("api/net_transport", ["NetworkTransport"]),
+    ("api/tcp_transport", ["new_tcp_transport"]),
+    ("api/sqlite_store", ["SQLiteStore"]),
+    ("api/file_snapshot", ["FileSnapshotStore"]),
+])
+def test_api_pages_of_the_real_deployment(site: Path, page: str, names: list[str]) -> None:
+    """mkdocstrings documents the modules of the real deployment."""
+    text = page_text(site, page)
+    for name in names:
+        assert name in text, f"{page} does not document {name}"
+
+
+@pytest.mark.parametrize("page", ["api/kv_service", "api/events", "api/file_snapshot"])
+def test_docstring_tables_and_blocks_are_rendered_as_markdown(site: Path, page: str) -> None:
+    """reStructuredText tables (===== lines) and literal blocks (::) do not reach the page raw."""
+    text = page_text(site, page)
+    assert not re.search(r"^\s*=====", text, re.MULTILINE), f"{page} shows a raw table border"
+    assert not re.search(r"\S::$", text, re.MULTILINE), f"{page} shows a raw '::'"
+    raw = (site / page / "index.html").read_text(encoding="utf-8")
+    assert "<table>" in raw or '<div class="highlight">' in raw
+
+
+def test_benchmarks_page_shows_the_pysyncobj_comparison_only_with_results(site: Path) -> None:
+    """Without bench/results/realworld.json the page says the results are coming, and shows no plot."""
+    raw = (site / "tools/benchmarks/index.html").read_text(encoding="utf-8")
+    if (ROOT / "bench" / "results" / "realworld.json").is_file():
+        assert "throughput_vs_pysyncobj.png" in raw
+    else:
+        assert "Results coming" in raw
+        assert "throughput_vs_pysyncobj.png\"" not in raw
 
 
 def test_visualizer_guide_lists_the_presets(site: Path) -> None:
@@ -209,11 +270,82 @@ def test_election_plot_was_drawn_from_the_committed_results() -> None:
         "the results changed; redraw the plot with `python -m bench.plots`"
 
 
-def test_throughput_plot_waits_for_its_benchmark() -> None:
+SAMPLE_REALWORLD = {"throughput, in-memory log (ops/s)": {"raft_textbook": 2000.0, "pysyncobj": 1000.0},
+                    "latency p50, one at a time (ms)": {"raft_textbook": 2.0, "pysyncobj": 4.0}}
+
+
+def test_realworld_plot_was_drawn_from_the_committed_results() -> None:
+    """If bench/results/realworld.json exists, the plot exists and records that file's hash."""
+    from PIL import Image
+
+    results = ROOT / "bench" / "results" / "realworld.json"
+    if not results.is_file():
+        pytest.skip("bench/results/realworld.json has not been written yet")
+    with Image.open(DOCS / "assets" / "throughput_vs_pysyncobj.png") as picture:
+        recorded = picture.text.get("Source-SHA256")  # type: ignore[attr-defined]
+    assert recorded == hashlib.sha256(results.read_bytes()).hexdigest(), \
+        "the results changed; redraw the plot with `python -m bench.plots`"
+
+
+def test_throughput_plot_is_drawn_from_realworld_results(tmp_path: Path) -> None:
+    """bench/plots.py draws one panel per measure and records the hash of the JSON it read."""
+    import json
+
+    from PIL import Image
+
     from bench.plots import plot_throughput_against_pysyncobj
 
-    with pytest.raises(NotImplementedError, match="issue 6"):
-        plot_throughput_against_pysyncobj()
+    results = tmp_path / "realworld.json"
+    results.write_text(json.dumps(SAMPLE_REALWORLD), encoding="utf-8")
+    out = plot_throughput_against_pysyncobj(results, tmp_path / "plot.png")
+    with Image.open(out) as picture:
+        assert picture.text.get("Source-SHA256") == hashlib.sha256(results.read_bytes()).hexdigest()  # type: ignore[attr-defined]
+
+
+@pytest.mark.parametrize("data", [[], {}, {"x": {"raft_textbook": 1.0}},
+                                  {"x": {"raft_textbook": 1.0, "pysyncobj": "2"}},
+                                  {"x": {"raft_textbook": float("nan"), "pysyncobj": 1.0}}])
+def test_realworld_results_in_another_format_are_refused(tmp_path: Path, data: object) -> None:
+    import json
+
+    from bench.plots import load_realworld
+
+    results = tmp_path / "realworld.json"
+    results.write_text(json.dumps(data), encoding="utf-8")
+    with pytest.raises(ValueError):
+        load_realworld(results)
+
+
+def test_higher_is_better_for_rates_only() -> None:
+    from bench.plots import higher_is_better
+
+    assert higher_is_better("throughput, durable log (ops/s)")
+    assert not higher_is_better("latency p99, one at a time (ms)")
+    assert not higher_is_better("new leader after SIGKILL, median (s)")
+
+
+def test_realworld_section_waits_for_results_then_shows_table_and_plot(tmp_path: Path,
+                                                                       caplog: pytest.LogCaptureFixture) -> None:
+    """No JSON: a note, and a passing strict build. JSON: a table and the plot; a stale plot fails the build."""
+    import json
+
+    from bench.plots import plot_throughput_against_pysyncobj
+
+    hooks = load_hooks()
+    results = tmp_path / "realworld.json"
+    assert "Results coming" in hooks.realworld("tools/benchmarks.md", tmp_path, results)
+    results.write_text(json.dumps(SAMPLE_REALWORLD), encoding="utf-8")
+    with caplog.at_level("WARNING", logger="mkdocs.hooks.raft_docs"):
+        hooks.realworld("tools/benchmarks.md", tmp_path, results)
+    assert "python -m bench.plots" in caplog.text, "a missing plot must fail the strict build"
+    caplog.clear()
+    plot_throughput_against_pysyncobj(results, tmp_path / hooks.REALWORLD_PLOT)
+    with caplog.at_level("WARNING", logger="mkdocs.hooks.raft_docs"):
+        section = hooks.realworld("tools/benchmarks.md", tmp_path, results)
+    assert caplog.text == ""
+    assert "| throughput, in-memory log (ops/s) | 2,000.00 | 1,000.00 | 2.00 | higher |" in section
+    assert "| latency p50, one at a time (ms) | 2.00 | 4.00 | 0.50 | lower |" in section
+    assert "](../assets/throughput_vs_pysyncobj.png)" in section
 
 
 # -- the hook's parsers -----------------------------------------------------------------------
@@ -250,3 +382,22 @@ def test_tutorial_output_is_cut_at_step_headers() -> None:
     hooks = load_hooks()
     steps = hooks.split_steps("\n=== [one] First ===\na\nb\n\n=== [two] Second ===\nc\n")
     assert steps == {"one": "a\nb\n", "two": "c\n"}
+
+
+def test_rst_literal_blocks_and_simple_tables_become_markdown() -> None:
+    """The docstrings' ``::`` blocks become fenced text, their ===== tables Markdown tables."""
+    rst = load_module("rst_docstrings", DOCS / "rst_docstrings.py")
+    text = ("Start it::\n\n    raft-kv --id n1\n\nThen:\n\n"
+            "=========  ===========\n``GET /a``  read ``a``;\n           still reading\n"
+            "``POST``   write ``x|y``\n=========  ===========\n\nDone.")
+    markdown = rst.rst_to_markdown(text)
+    assert "Start it:\n\n```text\nraft-kv --id n1\n```" in markdown
+    assert "| ``GET /a`` | read ``a``; still reading |" in markdown
+    assert "| ``POST`` | write ``x|y`` |" in markdown
+    assert "=====" not in markdown and markdown.endswith("Done.")
+
+
+def test_cli_help_is_read_from_the_parsers() -> None:
+    hooks = load_hooks()
+    for command, option in [("raft-kv", "--http-peers"), ("raft-sim fuzz", "--bug"), ("raft-sim lincheck", "--format")]:
+        assert option in hooks.cli_help(command)
