@@ -476,7 +476,9 @@ def test_a_run_with_membership_changes_and_a_transfer_imports_to_the_same_trace(
     assert [i["action"] for i in exported["interventions"]] == ["add_node", "add_voter", "remove_server",
                                                                 "transfer_leadership"]
     original_trace = visualizer.simulation.cluster.trace()
-    browser.send("seek", t=elected["t"])
+    # Snapshot times are rounded to the microsecond and the add happened at the
+    # paused instant itself, so seek to a moment clearly before it.
+    browser.send("seek", t=elected["t"] - 0.001)
     rewound = browser.wait("snapshot", lambda s: s["reason"] == "seek")
     assert rewound["ids"] == elected["ids"], "before the add, n6 does not exist yet"
     browser.send("seek", t=after["t"])
