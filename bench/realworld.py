@@ -23,7 +23,6 @@ import argparse
 import json
 import os
 import signal
-import socket
 import statistics
 import subprocess
 import sys
@@ -31,6 +30,8 @@ import tempfile
 import time
 from pathlib import Path
 from typing import Any
+
+from raft.tcp_transport import free_loopback_ports
 
 HERE = Path(__file__).resolve().parent
 VENV = HERE / ".venv-pysyncobj"
@@ -44,21 +45,13 @@ def pysyncobj_python() -> str:
     return str(python)
 
 
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 class Trio:
     """Three node processes of one implementation."""
 
     def __init__(self, kind: str, mode: str, extra: list[str], workdir: str) -> None:
-        ports = free_ports(3)
+        ports = free_loopback_ports(3)
         self.procs: list[subprocess.Popen[bytes]] = []
         addresses = [f"127.0.0.1:{p}" for p in ports]
         for k in range(3):

@@ -79,6 +79,25 @@ def is_advertisable(host: str) -> bool:
         return True  # a host name: whether peers can resolve it is the operator's business
 
 
+def free_loopback_ports(count: int) -> list[int]:
+    """``count`` distinct 127.0.0.1 ports that were free a moment ago, for tests and demos.
+
+    The kernel picks them (bind to port 0); all sockets stay open until every
+    port is chosen, so the ports differ. Another program may still take one
+    before the caller binds it: good enough on a test machine, not a
+    reservation. Differs: Go tests use port 0 directly; our nodes must know
+    each other's addresses before they start, so we ask first.
+    """
+    sockets = [socket.socket() for _ in range(count)]
+    try:
+        for s in sockets:
+            s.bind(("127.0.0.1", 0))
+        return [s.getsockname()[1] for s in sockets]
+    finally:
+        for s in sockets:
+            s.close()
+
+
 class TCPStreamLayer:
     """Listens on a bound TCP socket and dials peers (Mirrors: TCPStreamLayer)."""
 

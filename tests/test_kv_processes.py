@@ -12,7 +12,6 @@ import math
 import os
 import random
 import signal
-import socket
 import subprocess
 import sys
 import time
@@ -24,16 +23,7 @@ import pytest
 
 from raft.kv_service import http_call
 from raft.linearizability import UNKNOWN, Operation, check_operations, kv_cas_model
-
-
-def free_ports(count: int) -> list[int]:
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
+from raft.tcp_transport import free_loopback_ports
 
 
 class Node:
@@ -58,7 +48,7 @@ class Node:
 
 @pytest.fixture
 def cluster(tmp_path: Path) -> Iterator[list[Node]]:
-    ports = free_ports(6)
+    ports = free_loopback_ports(6)
     ids = ["n1", "n2", "n3"]
     bootstrap = ",".join(f"{i}=127.0.0.1:{ports[k]}" for k, i in enumerate(ids))
     peers = ",".join(f"{i}=127.0.0.1:{ports[3 + k]}" for k, i in enumerate(ids))
@@ -219,7 +209,7 @@ def test_bad_arguments_exit_2(args: list[str], message: str) -> None:
 
 def test_trace_file_holds_the_event_stream(tmp_path: Path) -> None:
     """--trace writes the same JSON Lines events as the simulator, with wall-clock times."""
-    ports = free_ports(2)
+    ports = free_loopback_ports(2)
     trace = tmp_path / "trace.jsonl"
     args = [sys.executable, "-m", "raft.kv_service", "--id", "n1", "--bind", f"127.0.0.1:{ports[0]}",
             "--http", f"127.0.0.1:{ports[1]}", "--data-dir", str(tmp_path / "n1"),

@@ -21,7 +21,6 @@ import http.client
 import json
 import shutil
 import signal
-import socket
 import subprocess
 import sys
 import tempfile
@@ -37,23 +36,13 @@ from raft.events import Event
 from raft.kv import Command
 from raft.log import LogType
 from raft.sqlite_store import SQLiteStore
+from raft.tcp_transport import free_loopback_ports
 from raft.testing import Cluster
 
 # --8<-- [end:imports]
 
 # --8<-- [start:processes]
 T = TypeVar("T")
-
-
-def free_ports(count: int) -> list[int]:
-    """Ports that were free a moment ago: bind to port 0 and let the kernel choose."""
-    sockets = [socket.socket() for _ in range(count)]
-    for s in sockets:
-        s.bind(("127.0.0.1", 0))
-    ports = [s.getsockname()[1] for s in sockets]
-    for s in sockets:
-        s.close()
-    return ports
 
 
 def http_call(address: str, method: str, path: str, body: Any = None) -> tuple[int, dict[str, Any], str | None]:
@@ -158,7 +147,7 @@ step("start", "Start three raft-kv processes")
 # --8<-- [start:start]
 folder = Path(tempfile.mkdtemp(prefix="raft-tutorial-8-"))
 ids = ["n1", "n2", "n3"]
-ports = free_ports(6)  # three for Raft traffic, three for HTTP; never fixed numbers
+ports = free_loopback_ports(6)  # three for Raft traffic, three for HTTP; never fixed numbers
 raft_ports, http_ports = ports[:3], ports[3:]
 bootstrap = ",".join(f"{i}=127.0.0.1:{port}" for i, port in zip(ids, raft_ports, strict=True))
 http_peers = ",".join(f"{i}=127.0.0.1:{port}" for i, port in zip(ids, http_ports, strict=True))
