@@ -211,12 +211,28 @@ class NetConn:
         """False once we closed it or the peer did; such a connection is never handed out again."""
         return not self.writer.is_closing() and not self.reader.at_eof()
 
-    async def send(self, frame: bytes) -> None:
-        """Write a frame and wait until the socket has taken it (Mirrors: sendRPC)."""
+    async def send(self, frame: bytes, timeout: float) -> None:
+        """Write a frame and wait until the socket has taken it (Mirrors: sendRPC).
+
+        Waits at most ``timeout`` seconds (0: no limit) for a peer that does
+        not read.
+        """
         if self.writer.is_closing():  # asyncio would drop the bytes silently
             raise ConnectionResetError("connection already closed")
-        self.writer.write(frame)
-        await self.writer.drain()
+        await write_frame(self.writer, frame, timeout)
+
+
+async def write_frame(writer: asyncio.StreamWriter, frame: bytes, timeout: float) -> None:
+    """Write ``frame``; if the socket could not take it all at once, wait for it to drain.
+
+    Usually the kernel takes the whole frame during ``write``, and then
+    there is nothing to wait for: we skip the timer that a timed ``drain``
+    would cost, which on a busy leader is one per frame.
+    """
+    writer.write(frame)
+    if writer.transport.get_write_buffer_size():
+        async with asyncio.timeout(deadline(timeout)):
+            await writer.drain()
 
 
 # -- the transport ----------------------------------------------------------------------------
@@ -399,8 +415,8 @@ class NetworkTransport:
         frame = encode_request(args, self.max_frame_size)
         conn = await self.get_conn(self.get_provider_address_or_fallback(id, target))
         try:
-            async with asyncio.timeout(deadline(self.timeout)):
-                await conn.send(frame)
+            async with asyncio.timeout(deadline(self.timeout)):  # one deadline for the whole exchange
+                await conn.send(frame, 0)
                 error, resp = await read_response(conn.reader, response_type, self.max_frame_size)
         except (OSError, EOFError, CodecError) as err:
             conn.release()
@@ -424,7 +440,7 @@ class NetworkTransport:
         conn = await self.get_conn(self.get_provider_address_or_fallback(id, target))
         try:
             async with asyncio.timeout(deadline(self.snapshot_timeout(args.size))):
-                await conn.send(frame)
+                await conn.send(frame, 0)  # the whole exchange has one deadline, set here
                 await self.send_snapshot_data(conn, data, args.size)
                 error, resp = await read_response(conn.reader, InstallSnapshotResponse, self.max_frame_size)
         except (OSError, EOFError, CodecError) as err:
@@ -451,7 +467,7 @@ class NetworkTransport:
             chunk = data.read(min(SNAPSHOT_CHUNK, size - sent))
             if not chunk:
                 raise TransportError(f"snapshot data ended after {sent} of {size} bytes")
-            await conn.send(chunk)
+            await conn.send(chunk, 0)
             sent += len(chunk)
 
     # -- receiving ------------------------------------------------------------------------------
@@ -535,9 +551,8 @@ class NetworkTransport:
                 snapshot.close()  # whatever the handler left unread is discarded with the file
         assert isinstance(resp, RPCResponse)
         error = "" if resp.error is None else (str(resp.error) or type(resp.error).__name__)
-        writer.write(encode_response(error, resp.response))
-        async with asyncio.timeout(deadline(self.timeout)):
-            await writer.drain()  # a peer that does not read its answers times out here
+        # A peer that does not read its answers times out here.
+        await write_frame(writer, encode_response(error, resp.response), self.timeout)
         return True
 
     async def receive_snapshot_data(self, reader: asyncio.StreamReader, size: int) -> SnapshotReader:
@@ -626,8 +641,7 @@ class NetPipeline:
         future = AppendFuture(start=asyncio.get_running_loop().time(), args=args)
         frame = encode_request(args, self.trans.max_frame_size)
         try:
-            async with asyncio.timeout(deadline(self.trans.timeout)):
-                await self.conn.send(frame)
+            await self.conn.send(frame, self.trans.timeout)
         except OSError as err:
             self.conn.release()
             raise TransportError(f"pipelined AppendEntries to {self.conn.target} failed: {describe(err)}") from err

@@ -39,7 +39,6 @@ threads; use ``loop.call_soon_threadsafe``. Sending on a closed channel raises
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import random
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
@@ -301,10 +300,25 @@ async def _select_raw(
         raise RuntimeError("select with no cases and no default would block forever")
     try:
         index, value = await waiter.future
-    finally:
-        # Leave no waiter behind: a long-lived channel such as shutdown_ch
-        # would otherwise collect one per loop iteration.
-        for queue, sudog in registrations:
-            with contextlib.suppress(ValueError):  # already taken by the counterpart that woke us
-                queue.remove(sudog)
+    except BaseException:
+        _unregister(registrations, None)  # cancelled, or the channel closed under a send
+        raise
+    _unregister(registrations, index)
     return cases[index], value
+
+
+def _unregister(registrations: list[tuple[deque[_Sudog], _Sudog]], fired: int | None) -> None:
+    """Take a finished select's waiters out of every queue it joined.
+
+    Leave no waiter behind: a long-lived channel such as shutdown_ch would
+    otherwise collect one per loop iteration. The counterpart that fired
+    case ``fired`` has already popped that one, so it is skipped; any other
+    may be gone too if a counterpart found it dead and dropped it.
+    """
+    for queue, sudog in registrations:
+        if sudog.case_index == fired:
+            continue
+        try:  # noqa: SIM105 - a context manager per waiter costs more, and this runs on every wake-up
+            queue.remove(sudog)
+        except ValueError:
+            pass
