@@ -230,16 +230,26 @@ def _expect_uint(name: str, value: Any) -> None:
         raise CodecError(f"field {name} must be a non-negative integer, got {value!r:.40}")
 
 
+def _field_table(cls: type[Any]) -> tuple[tuple[tuple[str, Any], ...], frozenset[str]]:
+    pairs = tuple((f.name, f.type) for f in dataclasses.fields(cls))
+    return pairs, frozenset(name for name, _ in pairs)
+
+
+# Each message class's (name, annotation) pairs in order, and the set of
+# names, looked up once: every RPC goes through here on both sides.
+_FIELDS = {cls: _field_table(cls) for cls in MESSAGE_TYPES.values()}
+
+
 def encode_message(message: Message) -> bytes:
     """Serialize any message to bytes."""
     body: dict[str, Any] = {}
-    for f in dataclasses.fields(message):
-        value = getattr(message, f.name)
-        if f.name == "header":
+    for name, _ in _FIELDS[type(message)][0]:
+        value = getattr(message, name)
+        if name == "header":
             value = [value.protocol_version, value.id, value.addr]
-        elif f.name == "entries":
+        elif name == "entries":
             value = [_entry_to_wire(entry) for entry in value]
-        body[f.name] = value
+        body[name] = value
     return msgpack.packb([message.TYPE, body], use_bin_type=True)  # type: ignore[no-any-return]
 
 
@@ -264,13 +274,13 @@ def decode_message(buf: bytes, expected: type[Any] | None = None) -> Any:
 
 
 def _build(cls: type[Any], body: dict[Any, Any]) -> Any:
-    fields = {f.name: f for f in dataclasses.fields(cls)}
-    if set(body) != set(fields):
-        missing = sorted(set(fields) - set(body))
-        extra = sorted(str(k) for k in set(body) - set(fields))
+    pairs, names = _FIELDS[cls]
+    if body.keys() != names:
+        missing = sorted(names - set(body))
+        extra = sorted(str(k) for k in set(body) - names)
         raise CodecError(f"{cls.__name__}: missing fields {missing}, unknown fields {extra}")
     values: dict[str, Any] = {}
-    for name in fields:
+    for name, annotation in pairs:
         value = body[name]
         if name == "header":
             if (
@@ -287,7 +297,7 @@ def _build(cls: type[Any], body: dict[Any, Any]) -> Any:
                 raise CodecError(f"{cls.__name__}: entries must be a list")
             value = [_entry_from_wire(raw) for raw in value]
         else:
-            _check_scalar(cls, name, fields[name].type, value)
+            _check_scalar(cls, name, annotation, value)
         values[name] = value
     return cls(**values)
 
