@@ -1,6 +1,6 @@
 """raft-textbook next to PySyncObj: three processes each on 127.0.0.1, same workload.
 
-    python -m bench.realworld [--seconds 5] [--failovers 5] [--json results.json]
+    python -m bench.realworld [--seconds 5] [--repeat 3] [--failovers 5] [--json results.json]
 
 Measured for both, in the same run:
 
@@ -22,6 +22,7 @@ from __future__ import annotations
 import argparse
 import json
 import os
+import select
 import signal
 import statistics
 import subprocess
@@ -43,8 +44,6 @@ def pysyncobj_python() -> str:
         subprocess.run([sys.executable, "-m", "venv", str(VENV)], check=True)
         subprocess.run([str(python), "-m", "pip", "install", "--quiet", "pysyncobj"], check=True)
     return str(python)
-
-
 
 
 class Trio:
@@ -70,14 +69,18 @@ class Trio:
         for proc in self.procs:
             os.set_blocking(proc.stdout.fileno(), False)  # type: ignore[union-attr]
         self.buffers = [""] * 3
+        self.ended = [False] * 3
 
     def lines(self) -> list[tuple[int, dict[str, Any]]]:
         """New JSON lines from any process, with the process number."""
         found = []
         for k, proc in enumerate(self.procs):
             assert proc.stdout is not None
+            if self.ended[k]:
+                continue
             try:
                 chunk = os.read(proc.stdout.fileno(), 1 << 16)
+                self.ended[k] = not chunk  # end of file: the process has exited
             except BlockingIOError:
                 chunk = b""
             if chunk:
@@ -92,8 +95,12 @@ class Trio:
             for k, line in self.lines():
                 if predicate(line):
                     return k, line
-            time.sleep(0.005)
-        raise TimeoutError("benchmark processes did not report in time")
+            pipes = [proc.stdout for k, proc in enumerate(self.procs) if not self.ended[k]]
+            if not pipes:
+                break
+            # Sleep until a node prints: polling would take CPU from the nodes being measured.
+            select.select(pipes, [], [], max(0.0, deadline - time.time()))
+        raise TimeoutError("benchmark processes did not report in time (or all of them exited)")
 
     def stop(self) -> None:
         for proc in self.procs:
@@ -107,6 +114,8 @@ def measure(kind: str, mode: str, extra: list[str], seconds: float) -> dict[str,
         trio = Trio(kind, mode, [*extra, "--seconds", str(seconds)], workdir)
         try:
             _, result = trio.wait_for(lambda line: line.get("event") == "result", seconds + 60)
+            if result.get("applied", result.get("ops", 0)) < result.get("ops", 0):
+                raise AssertionError(f"{kind} acknowledged more commands than it applied: {result}")
         finally:
             trio.stop()
     return result
@@ -156,27 +165,39 @@ def pct(values: list[float], p: float) -> float:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("--seconds", type=float, default=5.0)
-    parser.add_argument("--failovers", type=int, default=5)
-    parser.add_argument("--inflight", type=int, default=1000)
-    parser.add_argument("--json", metavar="FILE")
+    parser.add_argument("--seconds", type=float, default=5.0, help="length of each throughput and latency run")
+    parser.add_argument("--repeat", type=int, default=3,
+                        help="runs per side and measure, taking turns; the median is reported (default 3)")
+    parser.add_argument("--failovers", type=int, default=5, help="leader kills per side (default 5)")
+    parser.add_argument("--inflight", type=int, default=1000, help="commands the pipelined client keeps in flight")
+    parser.add_argument("--json", metavar="FILE", help="also write the figures to FILE for bench/plots.py")
     args = parser.parse_args()
+    if args.repeat < 1 or args.failovers < 1 or args.seconds <= 0:
+        parser.error("--repeat and --failovers must be at least 1, --seconds positive")
     inflight = ["--inflight", str(args.inflight)]
     results: dict[str, Any] = {}
     rows = []
 
+    def both(mode: str, ours_extra: list[str], theirs_extra: list[str]) -> tuple[list[Any], list[Any]]:
+        """``--repeat`` runs of each side, taking turns, so that a slow moment of the machine hits both."""
+        ours, theirs = [], []
+        for _ in range(args.repeat):
+            ours.append(measure("raft", mode, ours_extra, args.seconds))
+            theirs.append(measure("pysyncobj", mode, theirs_extra, args.seconds))
+        return ours, theirs
+
     # BatchApplyCh is hashicorp's switch for throughput (Config.batch_apply_ch), the
     # counterpart of PySyncObj's batching; both are on for throughput, off for latency.
-    ours = measure("raft", "throughput", [*inflight, "--store", "memory", "--batch-apply-ch"], args.seconds)["rate"]
-    theirs = measure("pysyncobj", "throughput", [*inflight, "--batch"], args.seconds)["rate"]
-    rows.append(("throughput, in-memory log (ops/s)", ours, theirs))
-    ours = measure("raft", "throughput", [*inflight, "--store", "sqlite", "--batch-apply-ch"], args.seconds)["rate"]
-    theirs = measure("pysyncobj", "throughput", [*inflight, "--batch", "--journal", "x"], args.seconds)["rate"]
-    rows.append(("throughput, durable log (ops/s)", ours, theirs))
-    ours_lat = measure("raft", "latency", ["--store", "memory"], args.seconds)["latencies"]
-    theirs_lat = measure("pysyncobj", "latency", [], args.seconds)["latencies"]
-    rows.append(("latency p50, one at a time (ms)", 1000 * pct(ours_lat, 50), 1000 * pct(theirs_lat, 50)))
-    rows.append(("latency p99, one at a time (ms)", 1000 * pct(ours_lat, 99), 1000 * pct(theirs_lat, 99)))
+    for name, store, journal in (("in-memory", "memory", []), ("durable", "sqlite", ["--journal", "x"])):
+        ours, theirs = both("throughput", [*inflight, "--store", store, "--batch-apply-ch"],
+                            [*inflight, "--batch", *journal])
+        rows.append((f"throughput, {name} log (ops/s)",
+                     statistics.median(r["rate"] for r in ours), statistics.median(r["rate"] for r in theirs)))
+    ours, theirs = both("latency", ["--store", "memory"], [])
+    for p in (50, 99):
+        rows.append((f"latency p{p}, one at a time (ms)",
+                     statistics.median(1000 * pct(r["latencies"], p) for r in ours),
+                     statistics.median(1000 * pct(r["latencies"], p) for r in theirs)))
     ours_fail = failover("raft", args.failovers)
     theirs_fail = failover("pysyncobj", args.failovers)
     rows.append(("new leader after SIGKILL, median (s)", statistics.median(ours_fail), statistics.median(theirs_fail)))
@@ -185,7 +206,9 @@ def main() -> None:
     for name, a, b in rows:
         print(f"{name:42s} {a:14,.2f} {b:12,.2f} {a / b if b else float('nan'):7.2f}")
         results[name] = {"raft_textbook": a, "pysyncobj": b}
-    print("(ratio = raft-textbook / PySyncObj; for throughput higher is better, for times lower is better)")
+    print("(ratio = raft-textbook / PySyncObj; for throughput higher is better, for times lower is better;")
+    print(f" throughput and latency: median of {args.repeat} runs per side;"
+          f" failover: median of {args.failovers} kills)")
     if args.json:
         Path(args.json).write_text(json.dumps(results, indent=2))
 
