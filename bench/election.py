@@ -80,7 +80,7 @@ def main() -> None:
     print(f"  p50 {percentile(times, 50):.3f} s   p99 {percentile(times, 99):.3f} s   "
           f"min {min(times):.3f} s   max {max(times):.3f} s   mean {statistics.mean(times):.3f} s")
     print(f"  elections won by the first candidate: {first_wins:.1%}")
-    shares = ", ".join(f"#{rank}: {ranks.count(rank) / len(ranks):.0%}" for rank in sorted(set(ranks)))
+    shares = ", ".join(f"#{rank}: {ranks.count(rank) / len(ranks):.1%}" for rank in sorted(set(ranks)))
     print(f"  winner's rank among the nodes that stood, in order of standing: {shares}")
     print(f"  (wall time for the {args.seeds} runs: {time.perf_counter() - started:.1f} s)")
     if args.json:
