@@ -28,6 +28,9 @@ from raft.runtime.timers import after
 from raft.sim.network import LinkFaults
 from raft.state import RaftState
 from raft.testing import Cluster
+from raft.trace_check import DESCRIPTION as CHECK_TRACE_DESCRIPTION
+from raft.trace_check import add_arguments as add_check_trace_arguments
+from raft.trace_check import run_check_trace
 
 EXIT_USAGE = 2
 
@@ -199,6 +202,12 @@ def build_parser() -> argparse.ArgumentParser:
         description=LINCHECK_DESCRIPTION,
     )
     add_lincheck_arguments(lincheck)
+    check_trace = commands.add_parser(
+        "check-trace",
+        help="check a recorded trace (simulated or real) for Raft's safety properties",
+        description=CHECK_TRACE_DESCRIPTION,
+    )
+    add_check_trace_arguments(check_trace)
     return parser
 
 
@@ -414,6 +423,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return run_lincheck(args)
         if args.command == "fuzz":
             return fuzz_command(args, sys.stdout, sys.stderr)
+        if args.command == "check-trace":
+            return run_check_trace(args)
     except UsageError as err:
         parser.error(str(err))  # prints usage and exits with status 2
     except RaftError as err:

@@ -39,7 +39,8 @@ KEY_LINES: dict[str, list[str]] = {
     "08_tcp_cluster": [r"a follower answers 307 'not leader'", r"attempt 2: 200, duplicate=True",
                        r"a new leader was elected within 15 s: yes", r"it follows the new leader: yes",
                        r"exit statuses: \{'n1': 0, 'n2': 0, 'n3': 0\}", r"^real: +state state=leader",
-                       r"at most one leader in each term \(Election Safety\): yes"],
+                       r"at most one leader in each term \(Election Safety\): yes",
+                       r"raft-sim check-trace on the three files: ok \(exit status 0\)"],
     "09_debugging": [r"InvariantViolation: Leader Completeness", r"identical failure: True",
                      r"not linearizable", r"replayed trace identical: True"],
 }
