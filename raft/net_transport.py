@@ -228,6 +228,10 @@ async def write_frame(writer: asyncio.StreamWriter, frame: bytes, timeout: float
     Usually the kernel takes the whole frame during ``write``, and then
     there is nothing to wait for: we skip the timer that a timed ``drain``
     would cost, which on a busy leader is one per frame.
+
+    Mirrors: the write half of sendRPC (and of handleCommand's reply).
+    Differs: Go sets a write deadline on the connection before every write;
+    here only a write that has to wait for the socket is timed.
     """
     writer.write(frame)
     if writer.transport.get_write_buffer_size():
