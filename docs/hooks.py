@@ -74,7 +74,7 @@ ELECTION_RESULTS = ROOT / "bench" / "results" / "election.json"
 REALWORLD_RESULTS = ROOT / "bench" / "results" / "realworld.json"  # written by bench/realworld.py --json
 REALWORLD_PLOT = "assets/throughput_vs_pysyncobj.png"  # drawn from it by bench/plots.py
 HELP_COLUMNS = "100"  # argparse wraps --help to the terminal's width; the site's is fixed
-SCREENSHOT = "assets/visualizer.png"  # written by the visualizer's browser test
+SCREENSHOT = "assets/visualizer.png"  # refreshed by the browser test with RAFT_UPDATE_SCREENSHOT=1
 TUTORIAL_TIMEOUT = 600  # seconds one tutorial may run
 STEP_HEADER = re.compile(r"^=== \[(?P<name>[\w-]+)\] (?P<title>.*) ===$")
 MARKER = re.compile(r"<!-- @(?P<name>[\w-]+)(?P<args>[^>]*?)\s*-->")
