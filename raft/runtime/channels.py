@@ -30,6 +30,32 @@ skipped, so a cancelled task can never swallow a value.
 A ``None`` in place of a channel is Go's nil channel: that case is never ready.
 Go code uses this to switch a ``select`` case off (``prevoteCh = nil``).
 
+The blocking rule
+-----------------
+Where Go blocks on a channel send, the Python mirror blocks too: ``await
+ch.send(v)``, or ``select([Send(ch, v), shutdown_ch])`` where Go's ``select``
+also waits for shutdown. A blocking send is back-pressure: it is what keeps a
+fast producer (the main loop committing entries) from running ahead of a slow
+consumer (the FSM task), and what keeps two values sent one after the other
+in order. A non-blocking ``try_send`` is allowed in exactly two cases, and
+the line that uses it says which:
+
+* it mirrors Go's ``select { case ch <- v: default: }`` (``asyncNotifyCh``,
+  a timer firing, an observer that drops when full), where losing the value
+  is the intended behaviour; or
+* the send cannot wait: use ``send_nowait``, which raises instead of
+  dropping if that belief is ever wrong (a one-slot channel written once,
+  a vote channel sized for every voter).
+
+Never "try to send, and if that fails start a task that sends later": the
+task loses the order of values and the back-pressure both.
+
+Seeing who waits
+----------------
+``blocked_on(task)`` tells which channel operations a task is blocked in,
+and ``describe_task`` adds where in the code. A simulation that stops making
+progress uses them to name every blocked task and its channels.
+
 Mirrors: Go's runtime ``chan`` and ``select`` (runtime/chan.go, runtime/select.go).
 Differs: channels belong to one event loop and must not be touched from other
 threads; use ``loop.call_soon_threadsafe``. Sending on a closed channel raises
@@ -43,6 +69,7 @@ import random
 from collections import deque
 from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
+from types import FrameType
 from typing import Any, Generic, TypeVar
 
 T = TypeVar("T")
@@ -50,6 +77,10 @@ T = TypeVar("T")
 
 class ChannelClosedError(RuntimeError):
     """A value was sent on a closed channel (a panic in Go)."""
+
+
+class ChannelFullError(RuntimeError):
+    """``send_nowait`` found no room: a send believed never to wait would have waited."""
 
 
 class _Waiter:
@@ -135,7 +166,11 @@ class Chan(Generic[T]):
     # -- the operations themselves ----------------------------------------
 
     def try_send(self, value: T) -> bool:
-        """Send without waiting; False if nobody is ready and the buffer is full."""
+        """Send without waiting; False if nobody is ready and the buffer is full.
+
+        This is Go's ``select { case ch <- v: default: }``: use it only where
+        the Go code has that ``default`` (see "The blocking rule" above).
+        """
         if not self._can_send():
             return False
         receiver = _pop_alive(self._receivers)
@@ -144,6 +179,16 @@ class Chan(Generic[T]):
         else:
             self._buffer.append(value)
         return True
+
+    def send_nowait(self, value: T) -> None:
+        """A send that cannot wait: raise ``ChannelFullError`` rather than drop ``value``.
+
+        For a send that Go writes as blocking but that can never block where
+        it is used, such as the one answer put in a one-slot channel. If the
+        reasoning is ever wrong, this fails loudly instead of losing a value.
+        """
+        if not self.try_send(value):
+            raise ChannelFullError(f"send_nowait on full channel {self!r}: this send was expected never to wait")
 
     def try_recv(self) -> tuple[T | None, bool]:
         """Receive without waiting: ``(value, True)``, or ``(None, False)`` if nothing is ready.
@@ -298,13 +343,67 @@ async def _select_raw(
         registrations.append((queue, sudog))
     if not registrations:
         raise RuntimeError("select with no cases and no default would block forever")
+    task = asyncio.current_task(loop)
+    if task is not None:
+        _BLOCKED[task] = cases
     try:
         index, value = await waiter.future
     except BaseException:
         _unregister(registrations, None)  # cancelled, or the channel closed under a send
         raise
+    finally:
+        if task is not None:
+            del _BLOCKED[task]
     _unregister(registrations, index)
     return cases[index], value
+
+
+# Tasks blocked in a select right now, and its cases; only for diagnosis.
+_BLOCKED: dict[asyncio.Task[Any], Sequence[Case]] = {}
+
+
+def _describe_case(case: Case) -> str:
+    if case is None:
+        return "nil"
+    chan = case.chan if isinstance(case, Send) else case
+    if chan is None:
+        return "nil"
+    name = chan.name or hex(id(chan))
+    fill = "closed" if chan.closed else f"{len(chan._buffer)}/{chan.capacity}"
+    return f"send {name} ({fill})" if isinstance(case, Send) else f"recv {name} ({fill})"
+
+
+def blocked_on(task: asyncio.Task[Any]) -> list[str] | None:
+    """The channel operations ``task`` is blocked in, e.g. ``["send fsmMutate (128/128)"]``; None if none."""
+    cases = _BLOCKED.get(task)
+    if cases is None:
+        return None
+    return [_describe_case(case) for case in cases if case is not None]
+
+
+def describe_task(task: asyncio.Task[Any]) -> str:
+    """One line on what ``task`` waits for and where: its channels, and the innermost caller of the wait."""
+    where = ""
+    frame = _waiting_frame(task)
+    if frame is not None:
+        where = f" in {frame.f_code.co_name} ({frame.f_code.co_filename.rsplit('/', 2)[-1]}:{frame.f_lineno})"
+    channels = blocked_on(task)
+    what = f"select [{', '.join(channels)}]" if channels is not None else "waiting, not on a channel"
+    return f"{task.get_name()}: {what}{where}"
+
+
+def _waiting_frame(task: asyncio.Task[Any]) -> FrameType | None:
+    """The innermost frame of the task's chain of awaits that is not in this module."""
+    found: FrameType | None = None
+    coro: Any = task.get_coro()
+    while coro is not None:
+        frame = getattr(coro, "cr_frame", None) or getattr(coro, "ag_frame", None)
+        if frame is None:
+            break
+        if frame.f_code.co_filename != __file__:
+            found = frame
+        coro = getattr(coro, "cr_await", None) or getattr(coro, "ag_await", None)
+    return found
 
 
 def _unregister(registrations: list[tuple[deque[_Sudog], _Sudog]], fired: int | None) -> None:

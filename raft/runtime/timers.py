@@ -30,7 +30,7 @@ class Timer:
 
     def _fire(self, loop: asyncio.AbstractEventLoop) -> None:
         self._handle = None
-        self.c.try_send(loop.time())
+        self.c.try_send(loop.time())  # Go's runtime sends the tick with a select default too
 
     def stop(self) -> bool:
         """Cancel the timer; True if it had not fired yet."""
