@@ -72,6 +72,7 @@ from raft.snapshot import SnapshotMeta, SnapshotRunner, SnapshotStore
 from raft.stable import StableStore
 from raft.state import RaftState, RaftStateVars
 from raft.transport import RPC, Transport, WithPreVote
+from raft.util import async_notify_ch
 
 SUGGESTED_MAX_DATA_SIZE = 512 * 1024  # advisory: larger entries delay heartbeats behind them
 
@@ -388,15 +389,16 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
     # -- small helpers ----------------------------------------------------------------
 
     def _hand_over(self, ch: Chan[Any], future: DeferError, timeout: float, name: str) -> None:
-        """Give ``future`` to the main loop: at once if it is waiting (or the channel has room),
-        otherwise from a task that waits, like Go's blocking send.
+        """Give ``future`` to the main loop from a task that blocks as Go's caller does.
 
-        Differs: the fast path saves a task per request; it cannot overtake an
-        earlier request still waiting, because a channel with waiting senders
-        has no waiting receiver and no free buffer slot.
+        Differs: in Go, ``Apply`` and its siblings block the caller in a
+        ``select`` until the main loop takes the request (or the timeout or
+        shutdown fires). Here the caller gets the future at once and a
+        tracked task waits in that ``select`` in its place; requests from one
+        caller reach the main loop in the order they were made, because
+        tasks start in the order they were created.
         """
-        if not ch.try_send(future):
-            self.go_func(self._enqueue(ch, future, timeout), name)
+        self.go_func(self._enqueue(ch, future, timeout), name)
 
     def now(self) -> float:
         """The node's clock: virtual seconds in a simulation (never the wall clock in protocol code)."""
@@ -426,8 +428,8 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
         self.conf = new
         if rc.heartbeat_timeout < old.heartbeat_timeout:
             # Make running timers pick up the shorter timeout now.
-            self.leader_notify_ch.try_send(True)
-            self.follower_notify_ch.try_send(True)
+            async_notify_ch(self.leader_notify_ch)
+            async_notify_ch(self.follower_notify_ch)
 
     def reloadable_config(self) -> ReloadableConfig:
         return ReloadableConfig.from_config(self.conf)
@@ -593,7 +595,7 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
             return future
         if self.shutdown_ch.closed:
             return ErrorFuture(ErrRaftShutdown())
-        if not self.leadership_transfer_ch.try_send(future):
+        if not self.leadership_transfer_ch.try_send(future):  # Go: a select whose default refuses
             from raft.errors import ErrEnqueueTimeout
 
             return ErrorFuture(ErrEnqueueTimeout())

@@ -154,6 +154,8 @@ class TimeoutNowRequest:
 
     TYPE: ClassVar[int] = 3  # Go: rpcTimeoutNow
     header: RPCHeader = field(default_factory=RPCHeader)
+    # The leader's term. Not in hashicorp: it lets a follower refuse a stale copy.
+    term: int = 0
 
 
 @dataclass

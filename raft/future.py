@@ -23,7 +23,7 @@ from raft.commands import AppendEntriesRequest, AppendEntriesResponse
 from raft.configuration import Configuration, ConfigurationChangeRequest, Configurations
 from raft.errors import ErrRaftShutdown, RaftError
 from raft.log import Log
-from raft.runtime.channels import Chan, select
+from raft.runtime.channels import Chan, Send, select
 
 if TYPE_CHECKING:
     from raft.api import Raft
@@ -105,7 +105,7 @@ class DeferError:
     def respond(self, err: RaftError | None) -> None:
         if self.responded:
             return
-        self.err_ch.try_send(err)
+        self.err_ch.send_nowait(err)  # Go blocks; the one answer in a one-slot channel never waits
         self.err_ch.close()
         self.responded = True
 
@@ -192,22 +192,27 @@ class VerifyFuture(DeferError):
         self.quorum_size = 0
         self.votes = 0
 
-    def vote(self, leader: bool) -> None:
+    async def vote(self, leader: bool) -> None:
         """Record one follower's answer; report to the leader once the outcome is known.
 
+        Mirrors: future.go (*verifyFuture).vote.
+        Differs: the report also gives up at shutdown. Go's send waits for
+        the main loop alone, and would hold its goroutine (and Shutdown)
+        for ever once the main loop is gone.
+
         A single "no" settles it: some follower has a newer term, so we are
-        no longer leader.
+        no longer leader. The report is a blocking send, as in Go: with many
+        verifications at once the channel fills, and the replicator waits for
+        the leader loop rather than losing an answer.
         """
         if self.notify_ch is None:
             return
         if leader:
             self.votes += 1
-            if self.votes >= self.quorum_size:
-                self.notify_ch.try_send(self)
-                self.notify_ch = None
-        else:
-            self.notify_ch.try_send(self)
-            self.notify_ch = None
+            if self.votes < self.quorum_size:
+                return
+        notify_ch, self.notify_ch = self.notify_ch, None  # settled: later votes are ignored
+        await select([Send(notify_ch, self), self.shutdown_ch])
 
 
 class LeadershipTransferFuture(DeferError):

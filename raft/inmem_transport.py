@@ -13,6 +13,13 @@ network, where they may be delayed, duplicated, reordered or lost; a lost
 message leaves the caller waiting until its timeout. Without one, messages
 are handed over at once. Either way every message is encoded and decoded
 (commands.py), so sender and receiver never share an object.
+
+A request that arrives over the network waits in the receiver's
+``arrivals`` queue (think of it as the socket's buffer) until the
+receiver's own task, ``receive``, hands it to the node with a blocking send
+on the consumer channel. When the node falls behind, requests wait there in
+order; one that waits longer than the transport's timeout is dropped, as in
+Go, where the sender gives up its blocking send after the timeout.
 """
 
 from __future__ import annotations
@@ -20,7 +27,7 @@ from __future__ import annotations
 import asyncio
 import io
 import random
-from collections.abc import Callable
+from collections import deque
 from typing import Any, BinaryIO
 
 from raft.commands import (
@@ -44,8 +51,8 @@ from raft.future import AppendFuture
 from raft.runtime.channels import Chan, Send, select
 from raft.runtime.timers import Timer
 from raft.sim.network import SimNetwork
-from raft.transport import RPC, RPCResponse
-from raft.util import generate_uuid
+from raft.transport import RPC, HeartbeatHandler, RPCResponse
+from raft.util import async_notify_ch, generate_uuid
 
 DEFAULT_TIMEOUT = 0.5  # Go: NewInmemTransport uses 500ms
 
@@ -72,10 +79,15 @@ class InmemTransport:
         self.pipelines: list[InmemPipeline] = []
         self.timeout = timeout
         self.network = network
+        # Requests the network has delivered and the node has not taken yet,
+        # each with the moment it is given up on; ``receive`` drains them.
+        self.arrivals: deque[tuple[RPC, float]] = deque()
+        self.arrival_ch: Chan[bool] = Chan(1, name=f"{addr}.arrivals")
+        self.receiver: asyncio.Task[None] | None = None
 
     # -- Transport interface ----------------------------------------------------
 
-    def set_heartbeat_handler(self, cb: Callable[[RPC], None] | None) -> None:
+    def set_heartbeat_handler(self, cb: HeartbeatHandler | None) -> None:
         """No fast path in memory: heartbeats go through the consumer like any RPC."""
 
     def consumer(self) -> Chan[RPC]:
@@ -156,6 +168,35 @@ class InmemTransport:
     def reopen(self) -> None:
         """Give a restarted node an empty inbox; requests to the dead node are gone."""
         self.consumer_ch = Chan(16, name=f"{self._local_addr}.consumer")
+        self.arrivals.clear()
+
+    def arrive(self, rpc: RPC) -> None:
+        """The network delivered a request: queue it for ``receive``, which never loses one."""
+        loop = asyncio.get_running_loop()
+        self.arrivals.append((rpc, loop.time() + self.timeout))
+        if self.receiver is None or self.receiver.done():
+            self.receiver = loop.create_task(self.receive(), name=f"{self._local_addr}:receive")
+        async_notify_ch(self.arrival_ch)
+
+    async def receive(self) -> None:
+        """Hand arrived requests to the node in order, waiting while its inbox is full.
+
+        Mirrors: the blocking ``consumerCh <- rpc`` of inmem_transport.go
+        makeRPC (and of net_transport.go handleCommand), with its timeout.
+        """
+        loop = asyncio.get_running_loop()
+        while True:
+            while self.arrivals:
+                rpc, give_up_at = self.arrivals[0]
+                consumer = self.consumer_ch
+                case, _ = await select([Send(consumer, rpc)], default=True)  # room now?
+                if case is None:
+                    timer = Timer(give_up_at - loop.time())
+                    await select([Send(consumer, rpc), timer.c])  # else wait, up to the deadline
+                    timer.stop()
+                if self.arrivals and self.arrivals[0][0] is rpc:  # reopen() may have emptied the queue
+                    self.arrivals.popleft()
+            await self.arrival_ch.recv()
 
     # -- one request and its response ------------------------------------------------
 
@@ -179,6 +220,8 @@ class InmemTransport:
             payload = encode_message(resp.response) if resp.response is not None else b""
 
             def deliver_response(data: bytes) -> None:
+                # A duplicated answer finds the slot taken and is dropped, like a
+                # duplicate TCP segment (Go: a select with a default).
                 resp_ch.try_send(_decode_response(data, error, response_type))
 
             if self.network is None:
@@ -188,9 +231,7 @@ class InmemTransport:
                                   deliver_response)
 
         def deliver_request(data: bytes) -> None:
-            rpc = RPC(decode_message(data), reply, io.BytesIO(reader) if reader is not None else None)
-            if not peer.consumer_ch.try_send(rpc):
-                asyncio.get_running_loop().create_task(_enqueue(peer.consumer_ch, rpc, timeout))
+            peer.arrive(RPC(decode_message(data), reply, io.BytesIO(reader) if reader is not None else None))
 
         if self.network is None:
             rpc = RPC(decode_message(request), reply, io.BytesIO(reader) if reader is not None else None)
@@ -232,12 +273,6 @@ def _ignore_result(task: asyncio.Task[Any]) -> None:
         task.exception()
 
 
-async def _enqueue(consumer: Chan[RPC], rpc: RPC, timeout: float) -> None:
-    """Wait for room in a busy node's inbox; give up (the message is lost) after ``timeout``."""
-    timer = Timer(timeout)
-    await select([Send(consumer, rpc), timer.c])
-    timer.stop()
-
 
 class InmemPipeline:
     """Pipelined AppendEntries to one peer (Mirrors: inmemPipeline).
@@ -255,7 +290,8 @@ class InmemPipeline:
         self.inprogress_ch: Chan[tuple[AppendFuture, asyncio.Task[Any]]] = Chan(16, name="pipeline.inprogress")
         self.shutdown = False
         self.shutdown_ch: Chan[bool] = Chan(0, name="pipeline.shutdown")
-        self._decoder = asyncio.get_running_loop().create_task(self.decode_responses())
+        self._decoder = asyncio.get_running_loop().create_task(self.decode_responses(),
+                                                               name=f"{trans.local_addr()}:pipeline:{peer_addr}")
 
     async def decode_responses(self) -> None:
         """Hand back answers in the order the requests were sent (Mirrors: decodeResponses)."""

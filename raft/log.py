@@ -117,3 +117,21 @@ def oldest_log(store: LogStore) -> Log:
         except ErrLogNotFound as err:
             last_failed_index = first
             last_error = err
+
+
+def term_runs(store: LogStore, first: int, last: int) -> list[list[int]]:
+    """``[[index, term], ...]``: where each run of equal terms starts among entries ``first..last``.
+
+    Not in hashicorp: the event stream uses it to say exactly what a
+    truncation deleted, compactly (a log has few distinct terms). Entries
+    the store does not hold are skipped.
+    """
+    runs: list[list[int]] = []
+    for index in range(first, last + 1):
+        try:
+            term = store.get_log(index).term
+        except ErrLogNotFound:
+            continue
+        if not runs or runs[-1][1] != term:
+            runs.append([index, term])
+    return runs

@@ -57,7 +57,6 @@ import asyncio
 import functools
 import logging
 import tempfile
-from collections.abc import Callable
 from typing import IO, Any, BinaryIO, Protocol
 
 from raft.commands import (
@@ -93,7 +92,7 @@ from raft.net_frames import (
 from raft.runtime.channels import Chan, Send, select
 from raft.runtime.tasks import TaskGroup
 from raft.runtime.timers import Timer
-from raft.transport import RPC, RPCResponse
+from raft.transport import RPC, HeartbeatHandler, RPCResponse
 
 DEFAULT_TIMEOUT = 10.0  # seconds; what Consul and Nomad pass to Go's NewTCPTransport
 DEFAULT_MAX_POOL = 3  # idle connections kept per target
@@ -262,7 +261,7 @@ class NetworkTransport:
         self.stream = stream
         self.conn_pool: dict[str, list[NetConn]] = {}  # idle connections by target, newest last
         self.consume_ch: Chan[RPC] = Chan(0, name="net.consumer")  # unbuffered, as Go's consumeCh
-        self.heartbeat_fn: Callable[[RPC], None] | None = None
+        self.heartbeat_fn: HeartbeatHandler | None = None
         self.logger = logger if logger is not None else logging.getLogger("raft.net")
         self.max_pool = max_pool
         self.max_in_flight = max_rpcs_in_flight or DEFAULT_MAX_RPCS_IN_FLIGHT
@@ -290,7 +289,7 @@ class NetworkTransport:
     def local_addr(self) -> str:
         return self.stream.addr()
 
-    def set_heartbeat_handler(self, cb: Callable[[RPC], None] | None) -> None:
+    def set_heartbeat_handler(self, cb: HeartbeatHandler | None) -> None:
         """Register Raft's heartbeat handler, called instead of the consumer for heartbeats."""
         self.heartbeat_fn = cb
 
@@ -537,12 +536,12 @@ class NetworkTransport:
         resp_ch: Chan[RPCResponse] = Chan(1, name="net.resp")
 
         def reply(resp: RPCResponse) -> None:
-            resp_ch.try_send(resp)  # never blocks: the one answer fits in the buffer
+            resp_ch.send_nowait(resp)  # Go blocks; the one answer in a one-slot channel never waits
 
         rpc = RPC(command, reply, snapshot)
         try:
             if self.heartbeat_fn is not None and is_heartbeat(command):
-                self.heartbeat_fn(rpc)  # the fast path: no queueing behind the main loop
+                await self.heartbeat_fn(rpc)  # the fast path: no queueing behind the main loop
             else:
                 case, _ = await select([Send(self.consume_ch, rpc), self.shutdown_ch])
                 if case is self.shutdown_ch:

@@ -78,8 +78,12 @@ class Observer:
 
     Differs: Go's blocking observer stalls the node until the channel has
     room. Python's protocol code calls ``observe`` from plain functions that
-    cannot wait, so a blocking observer instead queues observations in order
-    and a task feeds them to the channel.
+    cannot wait (``set_state``, ``set_leader``, and through them the public
+    ``shutdown``), so a blocking observer instead has its own feeding task:
+    ``observe`` queues the observation, in order and without a bound, and
+    the task hands each one over with a blocking send. Nothing is dropped
+    and the order is kept; what is lost is Go's back-pressure, by which a
+    slow blocking observer slows the node down.
     """
 
     def __init__(self, channel: Chan[Observation] | None, blocking: bool, filter_fn: FilterFn | None = None) -> None:
@@ -146,25 +150,16 @@ class ObserverMixin:
                 continue
             if observer.blocking:
                 observer._backlog.append(observation)
-                self._pump_observer(observer)
-            elif observer.channel.try_send(observation):
+                if not observer._pumping:
+                    observer._pumping = True
+                    self.go_func(self._feed_blocking_observer(observer), "observer")
+            elif observer.channel.try_send(observation):  # Go: a select with a default, counting drops
                 observer.num_observed += 1
             else:
                 observer.num_dropped += 1
 
-    def _pump_observer(self: Raft, observer: Observer) -> None:
-        channel = observer.channel
-        assert channel is not None
-        while observer._backlog and not observer._pumping:
-            if not channel.try_send(observer._backlog[0]):
-                break
-            observer._backlog.popleft()
-            observer.num_observed += 1
-        if observer._backlog and not observer._pumping:
-            observer._pumping = True
-            self.go_func(self._feed_blocking_observer(observer), "observer")
-
     async def _feed_blocking_observer(self: Raft, observer: Observer) -> None:
+        """Hand a blocking observer its queued observations in order, waiting for room each time."""
         channel = observer.channel
         assert channel is not None
         try:

@@ -76,7 +76,7 @@ from raft.future import (
     RestoreFuture,
     VerifyFuture,
 )
-from raft.log import Log, LogType
+from raft.log import Log, LogType, term_runs
 from raft.observer import LeaderObservation, PeerObservation
 from raft.runtime.channels import Chan, Send, select
 from raft.runtime.timers import Timer, after
@@ -122,8 +122,8 @@ class LeaderState:
     repl_state: dict[str, FollowerReplication] = field(default_factory=dict)
     # VerifyLeader requests waiting for a quorum of heartbeats (a dict as an ordered set).
     notify: dict[VerifyFuture, None] = field(default_factory=dict)
-    # A replicator that saw a newer term pokes this to make us step down.
-    step_down: Chan[bool] = field(default_factory=lambda: Chan(1, name="stepDown"))
+    # A replicator that saw a newer term sends it here to make us step down.
+    step_down: Chan[int] = field(default_factory=lambda: Chan(1, name="stepDown"))
 
 
 @dataclass
@@ -487,7 +487,7 @@ class RaftLoops:
         """Blocking send on Config.notify_ch, but never past shutdown (best effort then)."""
         case, _ = await select([Send(notify, value), self.shutdown_ch], self.rng)
         if case is self.shutdown_ch:
-            notify.try_send(value)
+            notify.try_send(value)  # Go: a second select with a default, best effort at shutdown
 
     async def _leave_leader(self: Raft, notify: Chan[bool] | None) -> None:
         """Undo leadership: stop replicators, fail what cannot finish (Mirrors: runLeader's defer)."""
@@ -541,7 +541,7 @@ class RaftLoops:
             if in_config.get(server_id):
                 continue
             repl = state.repl_state.pop(server_id)
-            repl.stop_ch.try_send(last_index)
+            repl.stop_ch.send_nowait(last_index)  # Go blocks here; one value on a one-slot channel never waits
             repl.stop_ch.close()
             self.observe(PeerObservation(True, repl.peer), "start_stop_replication")
 
@@ -583,11 +583,15 @@ class RaftLoops:
                 if case is self.rpc_ch:
                     await self.process_rpc(value)
                 elif case is state.step_down:
-                    self.set_state(RaftState.Follower, "a follower replied with a newer term", "leader_loop")
+                    # Figure 2, All Servers: "If RPC ... response contains term T >
+                    # currentTerm: set currentTerm = T, convert to follower".
+                    self.set_state(RaftState.Follower, f"a follower replied with newer term {value}", "leader_loop")
+                    if value > self.get_current_term():
+                        self.set_current_term(value, "leader_loop")
                 elif case is self.leadership_transfer_ch:
                     self._leader_start_transfer(value)
                 elif case is state.commit_ch:
-                    self._leader_commit()
+                    await self._leader_commit()
                 elif case is self.verify_ch:
                     self._leader_verify(value)
                 elif case is self.user_restore_ch:
@@ -626,7 +630,7 @@ class RaftLoops:
             return True
         return False
 
-    def _leader_commit(self: Raft) -> None:
+    async def _leader_commit(self: Raft) -> None:
         """The commitment moved: advance commitIndex and apply what is now committed.
 
         Paper:   Figure 2, Leaders: "set commitIndex = N"; All Servers: apply to the FSM.
@@ -649,7 +653,7 @@ class RaftLoops:
             ready[future.log.index] = future
             last_in_group = future.log.index
         if ready:
-            self.process_logs(last_in_group, ready)
+            await self.process_logs(last_in_group, ready)
         if self._step_down_pending:
             # Differs: answer our own removal now. It is committed, and once we
             # shut down the FSM task could no longer deliver the answer.
@@ -733,12 +737,12 @@ class RaftLoops:
         if server_id is None:
             server = self.pick_server()
             if server is None:
-                done_ch.try_send(RaftError("cannot find peer"))
+                done_ch.send_nowait(RaftError("cannot find peer"))  # one answer, one slot: never waits
                 return
             server_id, address = server.id, server.address
         repl = self.leader_state.repl_state.get(server_id)
         if repl is None:
-            done_ch.try_send(RaftError(f"cannot find replication state for {server_id}"))
+            done_ch.send_nowait(RaftError(f"cannot find replication state for {server_id}"))
             return
         self.set_leadership_transfer_in_progress(True)
         self.events.emit("transfer", "leader_loop", target=server_id, phase="started")
@@ -781,24 +785,25 @@ class RaftLoops:
         Mirrors: raft.go leadershipTransfer.
         """
         if stop_ch.closed:
-            done_ch.try_send(None)
+            await done_ch.send(None)
             return
         while repl.next_index <= self.get_last_index():
             err = DeferError()
             await repl.trigger_defer_error_ch.send(err)
             case, value = await select([err.err_ch, stop_ch], self.rng)
             if case is stop_ch:
-                done_ch.try_send(None)
+                await done_ch.send(None)
                 return
             if value is not None:
-                done_ch.try_send(value)
+                await done_ch.send(value)
                 return
         try:
-            await self.trans.timeout_now(server_id, address, TimeoutNowRequest(self.get_rpc_header()))
+            await self.trans.timeout_now(server_id, address,
+                                         TimeoutNowRequest(self.get_rpc_header(), term=repl.current_term))
         except RaftError as err:
-            done_ch.try_send(RaftError(f"failed to make TimeoutNow RPC to {server_id}: {err}"))
+            await done_ch.send(RaftError(f"failed to make TimeoutNow RPC to {server_id}: {err}"))
             return
-        done_ch.try_send(None)
+        await done_ch.send(None)
 
     def check_leader_lease(self: Raft) -> float:
         """Step down if we have not heard from a quorum within the lease; return the longest silence.
@@ -903,7 +908,7 @@ class RaftLoops:
             self.events.emit("append", func, first=entries[0].index, last=entries[-1].index,
                              entries=[[e.index, e.term, e.type.name] for e in entries])
 
-    def process_logs(self: Raft, index: int, futures: dict[int, LogFuture] | None) -> None:
+    async def process_logs(self: Raft, index: int, futures: dict[int, LogFuture] | None) -> None:
         """Send every entry up to ``index`` that is not yet applied to the FSM task.
 
         Paper:   Figure 2, All Servers: "If commitIndex > lastApplied: increment
@@ -911,7 +916,11 @@ class RaftLoops:
         Mirrors: raft.go processLogs.
 
         ``last_applied`` moves as soon as the entries are queued for the FSM,
-        not when the FSM has run them, as in hashicorp.
+        not when the FSM has run them, as in hashicorp. Each batch is a
+        blocking send, as in Go: when the FSM task falls behind, the main
+        loop waits for it. That wait is the back-pressure that keeps a fast
+        leader from queueing without bound, and it keeps every batch ahead of
+        any snapshot restore sent later on the same channel.
         """
         last_applied = self.get_last_applied()
         if index <= last_applied:
@@ -927,21 +936,17 @@ class RaftLoops:
             if prepared is not None:
                 batch.append(prepared)
                 if len(batch) >= max_batch:
-                    self._send_to_fsm(batch)
+                    await self._apply_batch(batch)
                     batch = []
             elif future is not None:
                 future.respond(None)  # a no-op has nothing to apply
         if batch:
-            self._send_to_fsm(batch)
+            await self._apply_batch(batch)
         self.set_last_applied(index)
 
-    def _send_to_fsm(self: Raft, batch: list[CommitTuple]) -> None:
+    async def _apply_batch(self: Raft, batch: list[CommitTuple]) -> None:
+        """Hand one batch to the FSM task, waiting for room (Mirrors: processLogs' applyBatch)."""
         self.fsm_enqueued_index = batch[-1].log.index
-        if not self.fsm_mutate_ch.try_send(batch):
-            # The FSM task is behind; queue in order without blocking the main loop.
-            self.go_func(self._send_to_fsm_later(batch), "fsm-enqueue")
-
-    async def _send_to_fsm_later(self: Raft, batch: list[CommitTuple]) -> None:
         case, _ = await select([Send(self.fsm_mutate_ch, batch), self.shutdown_ch], self.rng)
         if case is self.shutdown_ch:
             for item in batch:
@@ -973,7 +978,7 @@ class RaftLoops:
             return
         command = rpc.command
         if isinstance(command, AppendEntriesRequest):
-            self.append_entries(rpc, command)
+            await self.append_entries(rpc, command)
         elif isinstance(command, RequestVoteRequest):
             self.request_vote(rpc, command)
         elif isinstance(command, RequestPreVoteRequest):
@@ -986,16 +991,21 @@ class RaftLoops:
             self.logger.error("got unexpected command %r", command)
             rpc.respond(None, RaftError(RPC_UNEXPECTED_COMMAND_ERROR))
 
-    def process_heartbeat(self: Raft, rpc: RPC) -> None:
-        """The transport's fast path for heartbeats (Mirrors: raft.go processHeartbeat)."""
+    async def process_heartbeat(self: Raft, rpc: RPC) -> None:
+        """The transport's fast path for heartbeats (Mirrors: raft.go processHeartbeat).
+
+        It runs on the transport's task, next to the main loop, as in Go: a
+        heartbeat carries no entries and no commit index, so it only checks
+        the term and notes the leader, and never waits.
+        """
         if self.shutdown_ch.closed:
             return
         if isinstance(rpc.command, AppendEntriesRequest):
-            self.append_entries(rpc, rpc.command)
+            await self.append_entries(rpc, rpc.command)
         else:
             rpc.respond(None, RaftError(RPC_UNEXPECTED_COMMAND_ERROR))
 
-    def append_entries(self: Raft, rpc: RPC, a: AppendEntriesRequest) -> None:
+    async def append_entries(self: Raft, rpc: RPC, a: AppendEntriesRequest) -> None:
         """Handle AppendEntries: the consistency check, then append, then commit.
 
         Paper:   Figure 2, AppendEntries RPC, "Receiver implementation" 1–5; §5.3.
@@ -1023,7 +1033,15 @@ class RaftLoops:
             if a.entries and not self._store_new_entries(a):
                 return
             # Rule 5: "If leaderCommit > commitIndex, set commitIndex =
-            # min(leaderCommit, index of last new entry)".
+            # min(leaderCommit, index of last new entry)". Like hashicorp we
+            # take our last log index instead of the last new entry. That is
+            # the same index unless our log runs on past this request's
+            # entries, and then (rules 2-4 just passed) every entry up to the
+            # request's end matches the leader's; entries past it may not, but
+            # leaderCommit covers only entries the leader holds, and a
+            # follower's log can only differ from the leader's after an entry
+            # the leader has not committed. So min(leaderCommit, last index)
+            # never commits an entry the leader lacks.
             index = min(a.leader_commit_index, self.get_last_index())
             if index > self.get_commit_index():
                 # Differs: hashicorp sets the commit index even when that moves
@@ -1031,16 +1049,28 @@ class RaftLoops:
                 self.set_commit_index(index, "append_entries")
                 if self.configurations.latest_index <= index:
                     self.set_committed_configuration(self.configurations.latest, self.configurations.latest_index)
-                self.process_logs(index, None)
+                await self.process_logs(index, None)
             resp.success = True
             self.set_last_contact()
         finally:
             rpc.respond(resp, None)
 
     def _prev_log_matches(self: Raft, a: AppendEntriesRequest, resp: AppendEntriesResponse) -> bool:
+        """Rule 2's lookup: our term at prevLogIndex, from the log or, at its last index, the snapshot.
+
+        Differs: hashicorp reads the snapshot's term only when prevLogIndex is
+        also our last index. After Figure 13 rule 7 emptied the log and new
+        entries followed the snapshot, the snapshot's last entry is in
+        neither place, and a leader whose nextIndex sits just past it (the
+        usual case) would be refused for ever: its snapshot, at or below our
+        commit index, is acknowledged and ignored, and the cycle repeats.
+        """
         last_index, last_term = self.get_last_entry()
+        snapshot_index, snapshot_term = self.get_last_snapshot()
         if a.prev_log_entry == last_index:
             prev_log_term = last_term  # may come from our snapshot, which the log no longer has
+        elif a.prev_log_entry == snapshot_index:
+            prev_log_term = snapshot_term
         else:
             try:
                 prev_log_term = self.logs.get_log(a.prev_log_entry).term
@@ -1079,14 +1109,15 @@ class RaftLoops:
                 return False
             if entry.term != stored.term:
                 self.logger.warning("clearing log suffix from %d to %d", entry.index, last_log_index)
-                deleted_term = stored.term
+                deleted = term_runs(self.logs, entry.index, last_log_index) if self.events.enabled else []
                 try:
                     self.logs.delete_range(entry.index, last_log_index)
                 except RaftError as err:
                     self.logger.error("failed to clear log suffix: %s", err)
                     return False
                 self.events.emit("truncate", "append_entries", first=entry.index, last=last_log_index,
-                                 term=deleted_term, reason=f"conflicts with the leader's entry of term {entry.term}")
+                                 term=stored.term, terms=deleted,
+                                 reason=f"conflicts with the leader's entry of term {entry.term}")
                 if entry.index <= self.configurations.latest_index:
                     # The latest configuration was in the deleted suffix: fall back.
                     self.set_latest_configuration(self.configurations.committed,
@@ -1238,9 +1269,16 @@ class RaftLoops:
 
         Paper:   Figure 13, InstallSnapshot RPC, "Receiver implementation"; §7.
         Mirrors: raft.go installSnapshot.
-        Differs: after restoring, we apply Figure 13's rules 6 and 7 to our
-        log (see ``_keep_or_discard_log``); hashicorp only compacts it, which
-        can leave a conflicting entry behind and livelock (hashicorp #697).
+        Differs: (1) a snapshot that ends at or below our commit index is
+        acknowledged and otherwise ignored; hashicorp installs it, and a late
+        or duplicated copy then rolls the state machine back (see below).
+        (2) After restoring, we apply Figure 13's rules 6 and 7 to our log
+        (see ``_keep_or_discard_log``); hashicorp only compacts it, which can
+        leave a conflicting entry behind and livelock (hashicorp #697).
+
+        Rules 2-5 (receiving the data in chunks) are the transport's job: it
+        hands us the whole snapshot as ``rpc.reader``, which we copy into a
+        new snapshot of our own before the FSM task restores from it.
         """
         resp = InstallSnapshotResponse(self.get_rpc_header(), term=self.get_current_term())
         error: RaftError | None = None
@@ -1262,6 +1300,19 @@ class RaftLoops:
             self.set_current_term(req.term, "install_snapshot")
             resp.term = req.term
         self.set_leader(self.trans.decode_peer(req.header.addr), req.header.id, "install_snapshot")
+        if req.last_log_index <= self.get_commit_index():
+            # §7: a snapshot that describes a prefix of our log must leave the
+            # entries after it alone, and one that ends at or below our commit
+            # index brings nothing we lack: every entry it covers is committed,
+            # so it is in our log or our own snapshot already. Installing it
+            # would move the state machine back to an older state. This is
+            # what a duplicated or long-delayed InstallSnapshot looks like.
+            self.events.emit("snapshot_ignored", "install_snapshot", index=req.last_log_index,
+                             term=req.last_log_term, leader=req.header.id, commit_index=self.get_commit_index(),
+                             reason="the snapshot ends at or below our commit index")
+            resp.success = True
+            self.set_last_contact()
+            return None
         try:
             configuration = decode_configuration(req.configuration)
         except ConfigError as err:
@@ -1291,7 +1342,8 @@ class RaftLoops:
             self.logger.error("failed to restore snapshot: %s", err)
             return err
         # Rule 8: "Reset state machine using snapshot contents (and load
-        # snapshot's cluster configuration)".
+        # snapshot's cluster configuration)". The snapshot ends past our commit
+        # index (checked above), so lastApplied only moves forward.
         self.set_last_applied(req.last_log_index)
         self.set_last_snapshot(req.last_log_index, req.last_log_term)
         self.set_latest_configuration(configuration, req.configuration_index)
@@ -1318,28 +1370,36 @@ class RaftLoops:
         be repaired by AppendEntries, since its predecessor lives only in the
         snapshot; keeping it livelocks replication (hashicorp #697), and
         stale entries below ``index`` could even be sent on by us as leader.
-        """
-        from raft.log import MonotonicLogStore
 
+        The caller has made sure ``index`` is past our commit index, hence
+        past our own snapshot: a lookup that fails means our log is too
+        short, never that the entry was compacted away.
+
+        Differs: hashicorp empties a ``MonotonicLogStore`` here whatever the
+        case. Under rule 6 that would throw away the entries after the
+        snapshot, which §7 says to keep, while ``last_log`` still pointed at
+        them. Compacting the prefix leaves no gap, so monotonic stores keep
+        their suffix too; under rule 7 every store is emptied.
+        """
         try:
             existing: Log | None = self.logs.get_log(index)
         except ErrLogNotFound:
             existing = None
         if existing is not None and existing.term == term:
-            if isinstance(self.logs, MonotonicLogStore) and self.logs.is_monotonic():
-                self.remove_old_logs()
-            else:
-                self.compact_logs(index)
+            self.compact_logs(index)
             # Entries we keep after the snapshot may hold newer configurations.
             for i in range(index + 1, self.logs.last_index() + 1):
                 self.process_configuration_log_entry(self.logs.get_log(i))
             return
         first, last = self.logs.first_index(), self.logs.last_index()
+        deleted = term_runs(self.logs, first, last) if last > 0 and self.events.enabled else []
         if last > 0:
             self.logs.delete_range(first, last)
-            self.events.emit("truncate", "install_snapshot", first=first, last=last,
-                             reason="Figure 13 rule 7: the log does not contain the snapshot's last entry")
         self.set_last_log(index, term)
+        if last > 0:
+            self.events.emit("truncate", "install_snapshot", first=first, last=last,
+                             term=deleted[0][1] if deleted else 0, terms=deleted,
+                             reason="Figure 13 rule 7: the log does not contain the snapshot's last entry")
 
     async def restore_user_snapshot(self: Raft, meta: SnapshotMeta, reader: BinaryIO) -> RaftError | None:
         """Replace the cluster's state with an external snapshot (leader only).
@@ -1401,7 +1461,24 @@ class RaftLoops:
 
         Paper: Thesis §3.10. The flag lets our RequestVote override the
         voters' "sticky leader" refusal and skips the pre-vote.
+        Differs: the request carries the leader's term and we refuse one from
+        an older term. hashicorp's TimeoutNow has no term, so a duplicated or
+        long-delayed copy, or one from a leader deposed since, makes a
+        follower disrupt a healthy cluster with a needless election.
         """
+        # Figure 2, All Servers: a request from an older term is stale.
+        if req.term < self.get_current_term():
+            self.events.emit("timeout_now_refused", "timeout_now", leader=req.header.id, term=req.term,
+                             reason=f"stale term {req.term} < our term {self.get_current_term()}")
+            rpc.respond(None, RaftError(f"TimeoutNow from term {req.term} refused: "
+                                        f"our term is {self.get_current_term()}"))
+            return
+        if req.term > self.get_current_term():
+            # Figure 2, All Servers: "If RPC request contains term T > currentTerm:
+            # set currentTerm = T". The election below then starts at T + 1.
+            self.set_state(RaftState.Follower, f"TimeoutNow from {req.header.id} has newer term {req.term}",
+                           "timeout_now")
+            self.set_current_term(req.term, "timeout_now")
         self.set_leader("", "", "timeout_now")
         self.set_state(RaftState.Candidate, f"TimeoutNow from leader {req.header.id}: leadership transfer",
                        "timeout_now")
@@ -1416,13 +1493,17 @@ class RaftLoops:
         """Note that we just heard from a leader (Mirrors: setLastContact)."""
         self._last_contact: float | None = self.now()
 
-    def elect_self(self: Raft) -> Chan[VoteResult]:
+    def elect_self(self: Raft) -> Chan[VoteResult] | None:
         """Start a real election: new term, vote for ourselves, ask every voter.
 
         Paper:   Figure 2, Candidates: "On conversion to candidate, start
                  election: increment currentTerm, vote for self, reset
                  election timer, send RequestVote RPCs to all other servers".
         Mirrors: raft.go electSelf.
+
+        Returns None, as Go returns nil, if our own vote cannot be stored:
+        the candidate then waits out its election timeout and tries again.
+        The channel has a slot for every voter, so no answer ever waits.
         """
         resp_ch: Chan[VoteResult] = Chan(len(self.configurations.latest.servers), name="votes")
         new_term = self.get_current_term() + 1
@@ -1441,8 +1522,8 @@ class RaftLoops:
                     self.persist_vote(req.term, req.header.addr.encode())
                 except RaftError as err:
                     self.logger.error("failed to persist vote: %s", err)
-                    return resp_ch
-                resp_ch.try_send(VoteResult(req.term, True, self.local_id))
+                    return None
+                resp_ch.send_nowait(VoteResult(req.term, True, self.local_id))
             else:
                 self.go_func(self._ask_for_vote(server.id, server.address, req, resp_ch),
                              f"request_vote:{server.id}")
@@ -1456,7 +1537,7 @@ class RaftLoops:
         except RaftError as err:
             self.logger.error("failed to make requestVote RPC to %s: %s", server_id, err)
             result = VoteResult(req.term, False, server_id)
-        resp_ch.try_send(result)
+        await resp_ch.send(result)
 
     def pre_elect_self(self: Raft) -> Chan[VoteResult]:
         """Run a pre-vote: ask every voter whether it would vote for us next term.
@@ -1478,7 +1559,7 @@ class RaftLoops:
             if server.suffrage != ServerSuffrage.Voter:
                 continue
             if server.id == self.local_id:
-                resp_ch.try_send(VoteResult(req.term, True, self.local_id))
+                resp_ch.send_nowait(VoteResult(req.term, True, self.local_id))
             else:
                 self.go_func(self._ask_for_pre_vote(server.id, server.address, req, resp_ch),
                              f"request_pre_vote:{server.id}")
@@ -1497,7 +1578,7 @@ class RaftLoops:
             if not isinstance(err, TransportError) or not granted:
                 self.logger.error("failed to make requestPreVote RPC to %s: %s", server_id, err)
             result = VoteResult(req.term, granted, server_id)
-        resp_ch.try_send(result)
+        await resp_ch.send(result)
 
     def persist_vote(self: Raft, term: int, candidate: bytes) -> None:
         """Durably record our vote (Mirrors: raft.go persistVote).

@@ -42,7 +42,7 @@ from raft.observer import FailedHeartbeatObservation, ResumedHeartbeatObservatio
 from raft.runtime.channels import Chan, select
 from raft.runtime.timers import after
 from raft.transport import AppendPipeline
-from raft.util import async_notify_ch, backoff, capped_exponential_backoff, random_timeout
+from raft.util import backoff, capped_exponential_backoff, random_timeout
 
 if TYPE_CHECKING:
     from raft.api import Raft
@@ -61,7 +61,7 @@ class FollowerReplication:
     # Figure 2: nextIndex[], the next entry to send to this follower.
     next_index: int
     last_contact: float  # clock time of the last reply, for the leader lease
-    step_down: Chan[bool]  # the leader's step-down channel, poked on a newer term
+    step_down: Chan[int]  # the leader's step-down channel: a reply's newer term goes here
     # Closed to stop; a value first asks for one last replication up to that index.
     stop_ch: Chan[int] = field(default_factory=lambda: Chan(1, name="stop"))
     trigger_ch: Chan[bool] = field(default_factory=lambda: Chan(1, name="trigger"))
@@ -74,11 +74,15 @@ class FollowerReplication:
     notify: dict[VerifyFuture, None] = field(default_factory=dict)
     allow_pipeline: bool = False
 
-    def notify_all(self, leader: bool) -> None:
-        """Tell every waiting VerifyLeader whether this follower still accepts us."""
+    async def notify_all(self, leader: bool) -> None:
+        """Tell every waiting VerifyLeader whether this follower still accepts us (Mirrors: notifyAll).
+
+        A vote that settles a VerifyLeader waits until the leader loop takes
+        it, as in Go, so no answer is ever lost.
+        """
         waiting, self.notify = self.notify, {}
         for verify in waiting:
-            verify.vote(leader)
+            await verify.vote(leader)
 
     def clean_notify(self, verify: VerifyFuture) -> None:
         self.notify.pop(verify, None)
@@ -149,6 +153,11 @@ class Replication:
                 stop = await self.send_latest_snapshot(s)
                 if stop:
                     return True
+            except RaftError as err:
+                # Our own store failed. Go returns and lets the next trigger or
+                # commit timeout try again; the replicator keeps running.
+                self.logger.error("failed to set up AppendEntries for %s: %s", peer.id, err)
+                return False
             else:
                 try:
                     resp = await self.trans.append_entries(peer.id, peer.address, req)
@@ -157,11 +166,11 @@ class Replication:
                     s.failures += 1
                     return False
                 if resp.term > req.term:
-                    self.handle_stale_term(s)
+                    await self.handle_stale_term(s, resp.term)
                     return True
                 s.set_last_contact(self.now())
                 if resp.success:
-                    update_last_appended(s, req)
+                    await update_last_appended(s, req)
                     s.failures = 0
                     s.allow_pipeline = True
                 else:
@@ -212,14 +221,14 @@ class Replication:
         finally:
             reader.close()
         if resp.term > req.term:
-            self.handle_stale_term(s)
+            await self.handle_stale_term(s, resp.term)
             return True
         s.set_last_contact(self.now())
         if resp.success:
             s.next_index = meta.index + 1
             s.commitment.match(peer.id, meta.index)
             s.failures = 0
-            s.notify_all(True)
+            await s.notify_all(True)
         else:
             s.failures += 1
             self.logger.warning("installSnapshot rejected by %s", peer.id)
@@ -259,7 +268,7 @@ class Replication:
                 self.observe(ResumedHeartbeatObservation(peer.id), "heartbeat")
             s.set_last_contact(self.now())
             failures = 0
-            s.notify_all(resp.success)
+            await s.notify_all(resp.success)
 
     async def pipeline_replicate(self: Raft, s: FollowerReplication) -> None:
         """Send entries without waiting for each answer, while all goes well.
@@ -269,6 +278,11 @@ class Replication:
         A task (``pipeline_decode``) reads the answers in order. Any failure
         ends the pipeline, and ``replicate`` goes back to one-at-a-time RPCs
         to find where the follower's log diverges.
+
+        Between two batches ``pipeline_send`` looks at ``finish_ch`` and
+        ``s.stop_ch``: once the decoder has gone (a rejected answer), no one
+        takes answers off the pipeline any more, and a sender that kept
+        going would fill its in-flight window and wait for ever.
         """
         peer = s.peer
         pipeline = await self.trans.append_entries_pipeline(peer.id, peer.address)
@@ -286,9 +300,9 @@ class Replication:
                     break
                 if case is s.stop_ch:
                     if value:
-                        await self.pipeline_send(s, pipeline, next_index, value)
+                        await self.pipeline_send(s, pipeline, next_index, value, finish_ch)
                     break
-                should_stop = await self.pipeline_send(s, pipeline, next_index, self.get_last_log()[0])
+                should_stop = await self.pipeline_send(s, pipeline, next_index, self.get_last_log()[0], finish_ch)
                 if case is s.trigger_defer_error_ch:
                     value.respond(RaftError("replication failed") if should_stop else None)
             stop_ch.close()
@@ -297,7 +311,7 @@ class Replication:
             pipeline.close()
 
     async def pipeline_send(self: Raft, s: FollowerReplication, pipeline: AppendPipeline,
-                            next_index: list[int], last_index: int) -> bool:
+                            next_index: list[int], last_index: int, finish_ch: Chan[bool]) -> bool:
         """Send everything up to ``last_index`` down the pipeline; True if the pipeline must end.
 
         Mirrors: replication.go pipelineSend.
@@ -305,7 +319,9 @@ class Replication:
         one trigger per group commit. Here several group commits can happen
         before this task runs, and their triggers merge into one, so we keep
         sending batches until we reach ``last_index``; the pipeline's
-        in-flight limit still applies back-pressure.
+        in-flight limit still applies back-pressure. Before each further
+        batch we return to ``pipeline_replicate`` if the decoder has finished
+        or we are told to stop, the two events its ``select`` waits for.
         """
         while True:
             try:
@@ -319,28 +335,41 @@ class Replication:
             next_index[0] = req.entries[-1].index + 1  # optimistically, before the answer
             if next_index[0] > last_index:
                 return False
+            if finish_ch.closed or s.stop_ch.closed or len(s.stop_ch) > 0:
+                return False  # the decoder is gone, or we must stop: pipeline_replicate's select sees it
 
     async def pipeline_decode(self: Raft, s: FollowerReplication, pipeline: AppendPipeline,
                               stop_ch: Chan[bool], finish_ch: Chan[bool]) -> None:
-        """Process pipelined answers in order (Mirrors: replication.go pipelineDecode)."""
+        """Process pipelined answers in order (Mirrors: replication.go pipelineDecode).
+
+        Differs: when an answer ends the pipeline (an error, a newer term, a
+        rejection) we also close the pipeline. Nobody takes answers off it
+        after we return, so a sender blocked on its full in-flight window
+        would otherwise wait for ever; closing wakes it with
+        ``ErrPipelineShutdown``. Go can block the same way and does not.
+        """
+        stopped = False
         try:
             resp_ch = pipeline.consumer()
             while True:
                 case, ready = await select([resp_ch, stop_ch], self.rng)
                 if case is stop_ch:
+                    stopped = True
                     return
                 err = await ready.error()
                 req, resp = ready.request(), ready.response()
                 if err is not None:
                     return
                 if resp.term > req.term:
-                    self.handle_stale_term(s)
+                    await self.handle_stale_term(s, resp.term)
                     return
                 s.set_last_contact(self.now())
                 if not resp.success:
                     return
-                update_last_appended(s, req)
+                await update_last_appended(s, req)
         finally:
+            if not stopped:
+                pipeline.close()
             finish_ch.close()
 
     def setup_append_entries(self: Raft, s: FollowerReplication, next_index: int,
@@ -377,18 +406,24 @@ class Replication:
         max_index = min(next_index + self.config().max_append_entries - 1, last_index)
         req.entries = [self.logs.get_log(i) for i in range(next_index, max_index + 1)]
 
-    def handle_stale_term(self: Raft, s: FollowerReplication) -> None:
+    async def handle_stale_term(self: Raft, s: FollowerReplication, term: int) -> None:
         """A follower has a newer term: we are no longer leader (Mirrors: handleStaleTerm).
 
         Paper: Figure 2, All Servers: "If RPC request or response contains
         term T > currentTerm: set currentTerm = T, convert to follower".
+        Differs: the newer term travels to the leader loop, which adopts it
+        as it steps down; hashicorp only steps down and learns the term later.
+
+        The leader loop does the step-down: only it changes our role. If a
+        term is already waiting there, ours is dropped (Go's asyncNotifyCh):
+        the leader steps down either way.
         """
         self.logger.error("peer %s has newer term, stopping replication", s.peer.id)
-        s.notify_all(False)
-        async_notify_ch(s.step_down)
+        await s.notify_all(False)
+        s.step_down.try_send(term)  # Go: asyncNotifyCh, a select with a default
 
 
-def update_last_appended(s: FollowerReplication, req: AppendEntriesRequest) -> None:
+async def update_last_appended(s: FollowerReplication, req: AppendEntriesRequest) -> None:
     """The follower stored the entries of ``req``: advance its indexes.
 
     Paper:   Figure 2, Leaders: "If successful: update nextIndex and matchIndex for follower".
@@ -399,4 +434,4 @@ def update_last_appended(s: FollowerReplication, req: AppendEntriesRequest) -> N
         last = entries[-1]
         s.next_index = last.index + 1
         s.commitment.match(s.peer.id, last.index)
-    s.notify_all(True)
+    await s.notify_all(True)

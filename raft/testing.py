@@ -56,6 +56,7 @@ from raft.runtime.virtual_loop import VirtualTimeLoop, run_paused
 from raft.sim.network import LinkFaults, SimNetwork
 from raft.snapshot import SnapshotSink
 from raft.state import RaftState
+from raft.util import async_notify_ch
 
 DEFAULT_RUN_LIMIT = 120.0  # virtual seconds a run_until may take before giving up
 
@@ -214,6 +215,7 @@ class Cluster:
         self._building = True
         self._closing = False  # while shutting down, a violation already reported is not raised again
         self.interventions: list[Intervention] = []
+        self._disconnected: dict[str, bool] = {}  # nodes cut off by ``disconnect``, until ``connect``
         self.checker: InvariantChecker | None = None
         if check_invariants:
             self.checker = InvariantChecker(self, on_violation=lambda _: self.loop.request_pause())
@@ -463,6 +465,7 @@ class Cluster:
         if not self._building:
             self._record("heal")
         self._connect_transports()
+        self._disconnected.clear()
         if self.network.blocked:
             self.network.heal()
             self.events.emit("*", "partition", "Cluster.full_connect", groups=[self.ids])
@@ -478,10 +481,30 @@ class Cluster:
         self.full_connect()
 
     def disconnect(self, node_id: str) -> None:
-        """Cut ``node_id`` off from everyone, both ways (Mirrors: Disconnect)."""
+        """Cut ``node_id`` off from everyone, both ways, keeping every other cut (Mirrors: Disconnect).
+
+        ``disconnect("n1")`` then ``disconnect("n2")`` leaves both cut off;
+        ``connect`` undoes one of them.
+        """
         self._handle(node_id)
-        others = [i for i in self.handles if i != node_id]
-        self.partition([node_id], others)
+        self._record("disconnect", node=node_id)
+        self._disconnected[node_id] = True
+        for other in self.handles:
+            if other != node_id:
+                self.network.cut(node_id, other)
+                self.network.cut(other, node_id)
+        self.events.emit("*", "partition", "Cluster.disconnect", disconnected=node_id)
+
+    def connect(self, node_id: str) -> None:
+        """Undo ``disconnect(node_id)``: restore its links to every node that is not disconnected itself."""
+        self._handle(node_id)
+        self._record("connect", node=node_id)
+        self._disconnected.pop(node_id, None)
+        for other in self.handles:
+            if other != node_id and other not in self._disconnected:
+                self.network.restore(node_id, other)
+                self.network.restore(other, node_id)
+        self.events.emit("*", "partition", "Cluster.connect", connected=node_id)
 
     def restore_link(self, src: str, dst: str) -> None:
         """Undo ``cut(src, dst)``."""
@@ -509,7 +532,7 @@ class Cluster:
         self._record("force_timeout", node=node_id)
         raft._last_contact = None
         raft.leader_addr = raft.leader_id = ""
-        raft.follower_notify_ch.try_send(True)  # the follower loop re-checks at once
+        async_notify_ch(raft.follower_notify_ch)  # the follower loop re-checks at once
 
     def drop_message(self, flight_id: int) -> bool:
         """Lose one message in flight (see ``network.in_flight``)."""
@@ -630,6 +653,7 @@ class Cluster:
             rest = [i for i in self.handles if i not in group_list[0]]
             group_list.append(rest)
         self._record("partition", groups=group_list)
+        self._disconnected.clear()
         self.network.partition(group_list)
         self.events.emit("*", "partition", "Cluster.partition", groups=group_list)
 
@@ -759,7 +783,7 @@ def make_cluster_no_bootstrap(n: int, conf: Config | None = None, *, seed: int =
 
 _REPLAY_METHODS = {
     "add_node": "add_node", "crash": "crash", "restart": "restart", "heal": "heal", "partition": "partition",
-    "cut": "cut",
+    "cut": "cut", "disconnect": "disconnect", "connect": "connect",
     "restore_link": "restore_link", "set_faults": "set_faults", "submit": "submit",
     "force_timeout": "force_timeout", "drop_message": "drop_message", "duplicate_message": "duplicate_message",
     "add_voter": "add_voter", "remove_server": "remove_server", "transfer_leadership": "transfer_leadership",
@@ -773,7 +797,8 @@ def _replay_args(step: Intervention) -> dict[str, Any]:
         return {"groups": args["groups"]}
     if step.action == "submit":
         return {"command": str(args["command"]).encode(), "node_id": args["node"]}
-    if step.action in ("crash", "restart", "force_timeout", "add_node", "add_voter", "remove_server"):
+    if step.action in ("crash", "restart", "force_timeout", "add_node", "add_voter", "remove_server", "disconnect",
+                       "connect"):
         return {"node_id": args["node"]}
     if step.action == "transfer_leadership":
         return {"target": args.get("target")}

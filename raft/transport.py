@@ -11,7 +11,7 @@ returns the peer's response or raises ``TransportError``.
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any, BinaryIO, Protocol, runtime_checkable
 
@@ -38,6 +38,10 @@ class RPCResponse:
 
     response: Any
     error: RaftError | None
+
+
+# Raft's heartbeat fast path (``process_heartbeat``), called by a transport with the request.
+HeartbeatHandler = Callable[["RPC"], Awaitable[None]]
 
 
 class RPC:
@@ -91,7 +95,7 @@ class Transport(Protocol):
 
     def decode_peer(self, buf: str) -> str: ...
 
-    def set_heartbeat_handler(self, cb: Callable[[RPC], None] | None) -> None:
+    def set_heartbeat_handler(self, cb: HeartbeatHandler | None) -> None:
         """Register a fast path for heartbeats; transports may ignore it."""
         ...
 

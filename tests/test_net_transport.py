@@ -472,7 +472,7 @@ def test_heartbeat_fast_path() -> None:
         async with transports(2) as (server, client):
             invoked: list[RPC] = []
 
-            def fast_path(rpc: RPC) -> None:
+            async def fast_path(rpc: RPC) -> None:
                 invoked.append(rpc)
                 rpc.respond(AppendEntriesResponse(term=4, last_log=90, success=True))
 
