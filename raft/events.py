@@ -22,9 +22,14 @@ Kinds emitted by the protocol (fields after ``t``, ``node``, ``kind``):
 ``request_pre_vote`` ``candidate``, ``term`` — RequestPreVoteRequest observation
 ``peer``            ``peer``, ``removed`` — PeerObservation
 ``append``          ``first``, ``last``, ``entries`` ([index, term, type] each)
-``truncate``        ``first``, ``last``, ``term`` (of the first deleted entry), ``reason``
+``truncate``        ``first``, ``last``, ``term`` (of the first deleted entry), ``terms`` ([index, term]
+                    where each run of one term starts among the deleted entries), ``reason``
 ``commit``          ``index``, ``previous``
 ``apply``           ``index``, ``term``, ``type`` — an entry reached the state machine
+``restore``         ``index``, ``term``, ``id`` — the state machine was replaced by a snapshot
+``snapshot_ignored`` ``index``, ``term``, ``leader``, ``commit_index``, ``reason`` — an
+                    InstallSnapshot at or below the commit index, acknowledged and not installed
+``timeout_now_refused`` ``leader``, ``term``, ``reason`` — a stale TimeoutNow
 ``snapshot_taken``, ``snapshot_installed``, ``snapshot_restored``, ``snapshot_send``, ``compact``
 ``configuration``   ``which`` (latest, committed), ``index``, ``configuration``
 ``transfer``        ``phase`` (started, finished), ``target``, ``error``

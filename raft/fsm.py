@@ -188,6 +188,7 @@ class FSMRunner:
         finally:
             source.close()
         state.last_index, state.last_term = meta.index, meta.term
+        self.events.emit("restore", "run_fsm", index=meta.index, term=meta.term, id=request.id)
         request.respond(None)
 
     def _fsm_snapshot(self: Raft, state: _FSMProgress, request: ReqSnapshotFuture) -> None:

@@ -16,9 +16,26 @@ clients (same session sequence number, so a command takes effect once),
 and record a history of calls and answers; an answer that never came is an
 operation of unknown outcome. Meanwhile the scenario injects its faults.
 
-Three checks judge the run: the invariant checker after every event; at the
-end, identical logs and identical state machines on every member; and the
-clients' history must be linearizable.
+Four checks judge the run:
+
+* safety: the invariant checker after every event (Figure 3, and each node's
+  own bookkeeping: its log covers its commit index, lastApplied and the
+  state machine only move forward);
+* liveness: every request made to any node that is still running (apply,
+  barrier, verify_leader, membership changes, snapshot, restore, leadership
+  transfer) is answered, with a result or an error, within
+  ``LIVENESS_BOUND`` virtual seconds of the last fault healing, and every
+  node then shuts down within ``SHUTDOWN_LIMIT``; a stalled run names the
+  tasks that wait and the channels they wait on;
+* at the end, identical logs and identical state machines on every member;
+* the clients' history must be linearizable, decided within a fixed budget
+  of search steps, so the verdict never depends on the machine's speed.
+
+Besides the client load, some scenarios add what real deployments do in
+bursts: thousands of concurrent applies, hundreds of concurrent VerifyLeader
+and Barrier calls, user snapshots and restores. InstallSnapshot and
+TimeoutNow requests sometimes arrive twice, the second copy long after the
+first, in every scenario.
 
 A run is a pure function of (scenario, seed, nodes, bugs), so a failure is
 reported with the one command that replays it exactly.
@@ -27,6 +44,7 @@ reported with the one command that replays it exactly.
 from __future__ import annotations
 
 import asyncio
+import io
 import math
 import random
 import time
@@ -35,12 +53,13 @@ from collections.abc import Callable
 from dataclasses import dataclass, field, replace
 from typing import Any
 
+from raft.api import Raft
 from raft.config import Config, TeachingBugs
 from raft.errors import RaftError
 from raft.invariants import InvariantViolation
 from raft.kv import Command, KVStore, Result, read
 from raft.linearizability import UNKNOWN, Operation, check_operations, kv_cas_model
-from raft.sim.network import LinkFaults, SlowRule
+from raft.sim.network import EchoRule, LinkFaults, SlowRule
 from raft.state import RaftState
 from raft.testing import Cluster, SimulationError
 
@@ -48,6 +67,22 @@ HT = 0.2  # heartbeat and election timeout of fuzz runs, in virtual seconds
 KEYS = ("a", "b", "c")  # few keys: more contention, more interesting histories
 CLIENTS = 3
 OPERATION_TIMEOUT = 10 * HT  # a client gives up (outcome unknown) after this long
+# Every request to a running node is answered within this many virtual seconds
+# of the last fault healing (or of being made, if later): time for a few
+# elections and for a backlog of thousands of entries to commit. A follower
+# that fell behind catches up one AppendEntries at a time (as in Go) and 8
+# entries each (fuzz_config), about 300 entries a second: three bursts of up to
+# 2,500 entries need some 25 seconds.
+LIVENESS_BOUND = 300 * HT
+# The linearizability search may take this many steps (about a minute of
+# CPython on a slow machine); a history it cannot decide within them fails the
+# run, the same way on every machine.
+LINCHECK_STEPS = 50_000_000
+BURST_APPLIES = 2000  # a burst sends 2,000 to 2,500 concurrent applies ...
+BURST_CHECKS = 200  # ... and 200 to 250 each of VerifyLeader and Barrier
+# The fault simulator's requests that must be answered: the Raft methods that return a future.
+WATCHED_METHODS = ("apply_log", "barrier", "verify_leader", "_change_configuration", "snapshot", "restore",
+                   "initiate_leadership_transfer", "bootstrap_cluster")
 
 
 def fuzz_config() -> Config:
@@ -59,6 +94,12 @@ def fuzz_config() -> Config:
 def fuzz_faults() -> LinkFaults:
     """The unreliable network every scenario runs on."""
     return LinkFaults(delay=0.0135, jitter=0.0135, loss=0.10, duplicate=0.01, reorder=0.01, reorder_delay=0.15)
+
+
+def fuzz_echoes() -> list[EchoRule]:
+    """Late second copies of the messages whose stale copies are the most dangerous."""
+    return [EchoRule("install_snapshot", "request", 0.3, HT / 2, 3 * HT),
+            EchoRule("timeout_now", "request", 0.3, HT / 2, 3 * HT)]
 
 
 class FuzzFailure(AssertionError):
@@ -90,6 +131,8 @@ class Clients:
     run: FuzzRun
     history: list[Operation] = field(default_factory=list)
     stopping: bool = False
+    paused: bool = False  # while True, no client starts a new operation
+    busy: int = 0  # operations started and not yet finished
     tasks: list[asyncio.Task[Any]] = field(default_factory=list)
 
     def start(self) -> None:
@@ -100,6 +143,9 @@ class Clients:
     async def client(self, client: int, rng: random.Random) -> None:
         seq = 0
         while not self.stopping:
+            if self.paused:
+                await asyncio.sleep(HT / 10)
+                continue
             seq += 1
             key = rng.choice(KEYS)
             roll = rng.random()
@@ -120,7 +166,11 @@ class Clients:
                 command = Command("cas", key, value, expected, client=f"c{client}", seq=seq)
                 spec = ("cas", key, expected, value)
             call = self.run.cluster.now
-            output = await self.perform(command, rng)
+            self.busy += 1
+            try:
+                output = await self.perform(command, rng)
+            finally:
+                self.busy -= 1
             ret = math.inf if output is UNKNOWN else self.run.cluster.now
             self.history.append(Operation(client, spec, output, call, ret))
             await asyncio.sleep(rng.uniform(0, HT / 10))
@@ -162,6 +212,72 @@ async def _with_timeout(awaitable: Any, seconds: float) -> Any:
 
 
 # ---------------------------------------------------------------------------
+# Requests, watched for liveness
+# ---------------------------------------------------------------------------
+
+
+@dataclass
+class Request:
+    """One call to a node that returned a future, and when it was made."""
+
+    method: str
+    node: str
+    incarnation: int
+    future: Any
+    submitted: float
+
+
+class RequestLog:
+    """Every request made to any node, so a run can check that each one is answered.
+
+    Attached to each node as it starts (``Cluster.on_start``): the node's
+    future-returning methods are wrapped to note each call. A request to a
+    node that has since crashed is lost with it, as with a real process, and
+    is not waited for.
+    """
+
+    def __init__(self, cluster: Cluster) -> None:
+        self.cluster = cluster
+        self.requests: list[Request] = []
+
+    def watch(self, raft: Raft) -> None:
+        incarnation = self.cluster.handles[raft.local_id].incarnation
+        for name in WATCHED_METHODS:
+            setattr(raft, name, self._watched(name, raft.local_id, incarnation, getattr(raft, name)))
+
+    def _watched(self, name: str, node: str, incarnation: int, method: Callable[..., Any]) -> Callable[..., Any]:
+        def call(*args: Any, **kwargs: Any) -> Any:
+            future = method(*args, **kwargs)
+            self.requests.append(Request(name, node, incarnation, future, self.cluster.now))
+            return future
+        return call
+
+    def outstanding(self) -> list[Request]:
+        """Requests not yet answered whose node still runs the incarnation that took them."""
+        waiting = []
+        for request in self.requests:
+            handle = self.cluster.handles[request.node]
+            if handle.raft is not None and handle.incarnation == request.incarnation and not request.future.done:
+                waiting.append(request)
+        self.requests = [r for r in self.requests if not r.future.done]  # answered ones need no more looking at
+        return waiting
+
+    def stall(self, waiting: list[Request], since: float) -> str:
+        """A failure message: what was not answered, and what every task of those nodes waits for."""
+        by_method: dict[tuple[str, str], int] = {}
+        for request in waiting:
+            key = (request.method, request.node)
+            by_method[key] = by_method.get(key, 0) + 1
+        lines = [f"liveness violated: {len(waiting)} request(s) unanswered {LIVENESS_BOUND:g} virtual seconds "
+                 f"after the network healed at t={since:.3f}:"]
+        lines += [f"  {count} x {method} on {node}" for (method, node), count in by_method.items()]
+        oldest = min(waiting, key=lambda r: r.submitted)
+        lines.append(f"  the oldest was made at t={oldest.submitted:.3f}; tasks of the nodes concerned:")
+        lines.append(self.cluster.stall_report(dict.fromkeys(r.node for r in waiting)))
+        return "\n".join(lines)
+
+
+# ---------------------------------------------------------------------------
 # The run
 # ---------------------------------------------------------------------------
 
@@ -177,9 +293,15 @@ class FuzzRun:
         self.nodes = nodes
         self.bugs = bugs or TeachingBugs()
         self.rng = random.Random(f"fuzz:{scenario}:{seed}")
-        config = replace(fuzz_config(), bugs=self.bugs)
+        options = SCENARIO_OPTIONS.get(scenario, {})
+        config = replace(fuzz_config(), bugs=self.bugs, **options.get("config", {}))
         self.cluster = Cluster(nodes, seed, config=config, faults=fuzz_faults(), fsm_factory=KVStore,
-                               transport_timeout=HT / 2)
+                               transport_timeout=HT / 2, start=False,
+                               monotonic_logs=bool(options.get("monotonic_logs", False)))
+        self.cluster.network.echoes.extend(fuzz_echoes())
+        self.requests = RequestLog(self.cluster)
+        self.cluster.on_start.append(self.requests.watch)
+        self.cluster.start()
         self.clients = Clients(self)
         self.next_node = nodes + 1
         self.removed: list[str] = []
@@ -231,6 +353,78 @@ class FuzzRun:
     def members(self) -> list[str]:
         return [i for i in self.cluster.ids if i not in self.removed]
 
+    def burst(self, node_id: str) -> None:
+        """Thousands of concurrent applies and hundreds of VerifyLeader and Barrier calls, all at once.
+
+        The applies are ``get`` commands: they go through the log like any
+        write but change nothing, so they can be in flight across a restore.
+        """
+        raft = self.cluster.node(node_id)
+        command = Command("get", self.rng.choice(KEYS)).encode()
+        for _ in range(self.rng.randint(BURST_APPLIES, BURST_APPLIES + 500)):
+            raft.apply(command)
+        for _ in range(self.rng.randint(BURST_CHECKS, BURST_CHECKS + 50)):
+            raft.verify_leader()
+            raft.barrier()
+
+    def take_snapshots(self) -> None:
+        """Ask some running members for a user snapshot (each must be answered, with one or an error)."""
+        for node_id in self.members():
+            if self.cluster.is_up(node_id) and self.rng.random() < 0.5:
+                self.cluster.node(node_id).snapshot()
+
+    def restore_on_leader(self, with_burst: bool) -> None:
+        """Snapshot the leader's state and restore it, with the clients paused around it.
+
+        A restore replaces the whole state, so to keep the clients' history
+        meaningful it restores exactly the state the clients last saw: the
+        clients pause, a barrier makes the leader apply everything committed,
+        the snapshot is taken and then restored (with a burst of applies in
+        flight, if asked). Only commands whose outcome the clients never
+        learned can be lost in between, which linearizability allows.
+
+        The network is quiet from the barrier until the restore has
+        committed. hashicorp's Restore is a disaster-recovery tool: the
+        leader's state machine takes the snapshot before any follower has
+        it, and if leadership is lost before the no-op after it commits, that
+        state machine keeps a state the cluster never committed. Faults come
+        back as soon as the restore is done.
+        """
+        clients, cluster = self.clients, self.cluster
+        faults = cluster.network.faults
+        clients.paused = True
+        try:
+            cluster.run_until(lambda c: clients.busy == 0, timeout=2 * OPERATION_TIMEOUT)
+            leader = self.leader(20)
+            if leader is None:
+                return
+            raft = cluster.node(leader)
+            cluster.heal()
+            cluster.set_faults(loss=0.0, duplicate=0.0, reorder=0.0)
+            barrier = raft.barrier()
+            cluster.run_until(_answered(barrier), timeout=10 * HT)
+            if barrier.error_now() is not None:
+                return
+            snapshot = raft.snapshot()
+            cluster.run_until(_answered(snapshot), timeout=10 * HT)
+            if snapshot.error_now() is not None or raft.state() != RaftState.Leader:
+                return
+            meta, reader = snapshot.open()
+            data = reader.read()
+            reader.close()
+            if with_burst:
+                self.burst(leader)
+                self.run_for(self.rng.uniform(0, 1))
+            restore = raft.restore(meta, io.BytesIO(data))
+            # Followers first take the whole backlog from the log (as in Go),
+            # then the snapshot: with a burst in flight that takes a while.
+            cluster.run_until(_answered(restore), timeout=100 * HT)
+        except TimeoutError:
+            pass  # the faults got in the way; liveness is judged after healing
+        finally:
+            cluster.set_faults(loss=faults.loss, duplicate=faults.duplicate, reorder=faults.reorder)
+            clients.paused = False
+
     # -- the run itself ----------------------------------------------------------------------
 
     def execute(self) -> FuzzResult:
@@ -242,6 +436,7 @@ class FuzzRun:
             SCENARIOS[self.scenario](self)
             self.finish()
             self.verify(result)
+            self.shut_down()
         except (InvariantViolation, SimulationError, FuzzFailure) as failure:
             result.failure = f"{type(failure).__name__}: {failure}"
         except Exception as error:  # anything else escaping a run is a bug too: report it with its traceback
@@ -263,7 +458,10 @@ class FuzzRun:
         for node_id in self.members():
             if not cluster.is_up(node_id):
                 cluster.restart(node_id)
+        healed = cluster.now
         self.clients.stopping = True
+        self.clients.paused = False
+        self.await_answers(healed)
         try:
             cluster.run_until(lambda c: all(t.done() for t in self.clients.tasks), timeout=4 * OPERATION_TIMEOUT)
         except TimeoutError as err:
@@ -272,6 +470,36 @@ class FuzzRun:
             raise FuzzFailure("no leader was elected after healing the network and restarting every node")
         if not self.through_leader(lambda r: r.barrier(), limit=100):
             raise FuzzFailure("a barrier could not commit after healing")
+        self.await_answers(healed)
+
+    def await_answers(self, healed: float) -> None:
+        """Liveness: every request to a running node is answered by ``LIVENESS_BOUND`` after healing.
+
+        A request made after ``healed`` gets the whole bound from the moment
+        it was made.
+        """
+        requests = self.requests
+
+        def answered(_: Cluster) -> bool:
+            return not requests.outstanding()
+
+        while not answered(self.cluster):
+            waiting = requests.outstanding()
+            deadline = max(healed, max(r.submitted for r in waiting)) + LIVENESS_BOUND
+            try:
+                self.cluster.run_until(answered, timeout=max(0.0, deadline - self.cluster.now))
+            except TimeoutError:
+                now = self.cluster.now
+                late = [r for r in requests.outstanding() if max(healed, r.submitted) + LIVENESS_BOUND <= now]
+                if late:
+                    raise FuzzFailure(requests.stall(late, healed)) from None
+
+    def shut_down(self) -> None:
+        """Liveness at the end: every node's tasks return after Shutdown (Mirrors: Shutdown().Error())."""
+        try:
+            self.cluster.close()
+        except TimeoutError as err:
+            raise FuzzFailure(f"liveness violated: {err}") from None
 
     def verify(self, result: FuzzResult) -> None:
         cluster = self.cluster
@@ -284,13 +512,13 @@ class FuzzRun:
         except TimeoutError as err:
             raise FuzzFailure(f"members did not all apply index {last}") from err
         # Identical logs: every entry still held by several members is the same
-        # on all of them; an entry a member no longer holds must lie inside its snapshot.
+        # on all of them; an entry a member does not hold (compacted, or the
+        # index a restore skipped) must lie inside its snapshot.
         for index in range(1, last + 1):
             seen: dict[tuple[int, bytes], str] = {}
             for i in members:
-                store = cluster.handles[i].store
-                if store.first_index() <= index <= store.last_index():
-                    held = store.get_log(index)
+                held = cluster.handles[i].store.logs.get(index)
+                if held is not None:
                     seen.setdefault((held.term, held.data), i)
                 elif index > cluster.node(i).get_last_snapshot()[0]:
                     raise FuzzFailure(f"{i} lacks entry {index} and its snapshot does not cover it")
@@ -305,9 +533,12 @@ class FuzzRun:
         history = self.clients.history
         result.operations = len(history)
         result.unknown = sum(1 for op in history if not op.outcome_known)
-        verdict = check_operations(kv_cas_model, history, timeout=60)
+        verdict = check_operations(kv_cas_model, history, max_steps=LINCHECK_STEPS)
         if verdict.linearizable is False:
             raise FuzzFailure(f"the client history is not linearizable:\n{verdict.explanation}")
+        if verdict.linearizable is None:
+            raise FuzzFailure(f"the linearizability check of {len(history)} operations did not finish within "
+                              f"{LINCHECK_STEPS:,} search steps")
 
     def replay_command(self) -> str:
         bugs = "".join(f" --bug {name.replace('_', '-')}" for name, on in vars(self.bugs).items() if on)
@@ -477,6 +708,71 @@ def restart_voters(run: FuzzRun) -> None:
     run.run_for(4)
 
 
+def apply_burst(run: FuzzRun) -> None:
+    """Bursts of thousands of applies, VerifyLeader and Barrier calls, while the leader is cut off or crashes.
+
+    Not in hashicorp's suite. A burst fills every queue between the client
+    and the state machine at once: the apply channel, the pipeline's
+    in-flight window, the FSM channel, the verify channel. A queue that
+    drops what does not fit, or a task that waits on one nobody drains,
+    shows up as a request that is never answered.
+    """
+    for _ in range(3):
+        run.run_for(run.rng.uniform(1, 3))
+        leader = run.leader(20)
+        if leader is None:
+            continue
+        run.burst(leader)
+        run.run_for(run.rng.uniform(0.05, 1))
+        roll = run.rng.random()
+        if roll < 0.3:
+            run.cluster.partition([leader])
+            run.run_for(run.rng.uniform(1, 4))
+            run.cluster.heal()
+        elif roll < 0.6:
+            run.cluster.crash(leader)
+            run.run_for(run.rng.uniform(1, 3))
+            run.cluster.restart(leader)
+    run.run_for(4)
+
+
+def snapshot_restore(run: FuzzRun) -> None:
+    """User snapshots on any member and restores on the leader, among crashes, partitions and bursts.
+
+    Not in hashicorp's suite. A restore travels to the state machine on the
+    same channel as committed entries; it must never overtake them, and a
+    follower must end up with the same state through InstallSnapshot.
+    """
+    for _ in range(3):
+        run.run_for(run.rng.uniform(1, 3))
+        run.take_snapshots()
+        run.restore_on_leader(with_burst=run.rng.random() < 0.7)
+        run.take_snapshots()
+        members = run.members()
+        victim = run.rng.choice(members)
+        if run.rng.random() < 0.5:
+            run.cluster.crash(victim)
+            run.run_for(run.rng.uniform(0.5, 2))
+            run.cluster.restart(victim)
+        else:
+            run.cluster.partition([victim])
+            run.run_for(run.rng.uniform(0.5, 2))
+            run.cluster.heal()
+    run.run_for(4)
+
+
+def monotonic_crash_restart(run: FuzzRun) -> None:
+    """CrashRestart on log stores that cannot hold gaps (hashicorp's MonotonicLogStore).
+
+    Such a store is emptied rather than left with a hole after a restore,
+    and must keep the entries after an installed snapshot (Figure 13 rule 6).
+    """
+    leader = run.leader(20)
+    if leader is not None and run.rng.random() < 0.5:
+        run.burst(leader)
+    crash_restart(run)
+
+
 def _bounce(cluster: Cluster, node_id: str, run: FuzzRun) -> None:
     """Crash ``node_id`` and restart it a few milliseconds later (called from inside the loop)."""
     if node_id in run.removed or not cluster.is_up(node_id):
@@ -502,6 +798,14 @@ SCENARIOS: dict[str, Callable[[FuzzRun], None]] = {
     "FuzzyLeadershipTransfer": leadership_transfer,
     "CrashRestart": crash_restart,
     "RestartVoters": restart_voters,
+    "ApplyBurst": apply_burst,
+    "SnapshotRestore": snapshot_restore,
+    "MonotonicCrashRestart": monotonic_crash_restart,
+}
+
+# Cluster and configuration options of scenarios that need them.
+SCENARIO_OPTIONS: dict[str, dict[str, Any]] = {
+    "MonotonicCrashRestart": {"monotonic_logs": True},
 }
 
 # Cluster sizes as in hashicorp's fuzzy tests.

@@ -30,6 +30,24 @@ And per node: the term never decreases (it is durable, so not even across a
 restart), the commit index never decreases (within one run of the node), and
 no entry is applied before it is committed.
 
+The node's own bookkeeping, checked after every event of that node, within
+one incarnation (a restart starts over):
+
+Log covers commit
+    Every committed entry is still readable: the last index is at least the
+    commit index, and the log store holds every entry from just after the
+    snapshot up to the commit index. A node that lost committed entries
+    could win an election and lose them for everyone.
+Monotonic progress
+    ``lastApplied`` and the last snapshot's index never move backwards.
+Apply in order
+    The state machine sees strictly increasing indexes: each ``apply`` is
+    past the previous one, and a ``restore`` jumps forward, never back.
+
+No rule is ever waived because of what an event's ``reason`` says: a
+truncation may delete committed entries only where the node's snapshot
+covers them, whoever deleted them and why.
+
 A violation pauses the simulation and is raised by the runner as an
 ``InvariantViolation`` whose message names the rule, the event, the nodes
 involved and their logs around the conflict.
@@ -49,7 +67,7 @@ from raft.errors import ErrLogNotFound
 from raft.events import Event
 
 if TYPE_CHECKING:
-    from raft.testing import Cluster
+    from raft.testing import Cluster, NodeHandle
 
 
 class InvariantViolation(AssertionError):
@@ -72,6 +90,15 @@ class _Entry:
 
 
 @dataclass
+class _Incarnation:
+    """What the checker remembers of one run of one node, to see it never go backwards."""
+
+    applied: int = 0  # lastApplied
+    snapshot: int = 0  # the last snapshot's index
+    fsm: int = 0  # the last index the state machine applied or was restored to
+
+
+@dataclass
 class InvariantChecker:
     """Subscribe it to a cluster's event log; it records the first violation."""
 
@@ -85,6 +112,7 @@ class InvariantChecker:
     applied: dict[int, tuple[int, str]] = field(default_factory=dict)  # index -> (term, first node)
     terms: dict[str, int] = field(default_factory=dict)
     commits: dict[str, int] = field(default_factory=dict)
+    incarnations: dict[str, _Incarnation] = field(default_factory=dict)
     checked_events: int = 0
 
     def __call__(self, event: Event) -> None:
@@ -94,6 +122,42 @@ class InvariantChecker:
         handler = getattr(self, f"_on_{event.kind}", None)
         if handler is not None:
             handler(event)
+        if self.violation is None:
+            handle = self.cluster.handles.get(event.node)
+            if handle is not None and handle.raft is not None:
+                self._check_node(event, handle)
+
+    def _check_node(self, e: Event, handle: NodeHandle) -> None:
+        """Log covers commit, and monotonic lastApplied and snapshot index, for the node of ``e``."""
+        raft = handle.raft
+        assert raft is not None
+        node = e.node
+        seen = self.incarnations.setdefault(node, _Incarnation())
+        applied = raft.get_last_applied()
+        if applied < seen.applied:
+            self._fail("monotonic lastApplied", f"{node}'s lastApplied went from {seen.applied} back to {applied}",
+                       e, [node])
+            return
+        seen.applied = applied
+        snapshot_index = raft.get_last_snapshot()[0]
+        if snapshot_index < seen.snapshot:
+            self._fail("monotonic snapshot", f"{node}'s last snapshot went from index {seen.snapshot} back to "
+                       f"{snapshot_index}", e, [node])
+            return
+        seen.snapshot = snapshot_index
+        commit = raft.get_commit_index()
+        last = raft.get_last_index()
+        if last < commit:
+            self._fail("log covers commit", f"{node}'s last index {last} is below its commit index {commit}",
+                       e, [node], commit)
+            return
+        if commit > snapshot_index:
+            store = handle.store
+            first, stored_last = store.first_index(), store.last_index()
+            if first == 0 or first > snapshot_index + 1 or stored_last < commit:
+                held = f"entries {first}..{stored_last}" if first else "no entries"
+                self._fail("log covers commit", f"{node} has committed up to {commit}, but its log holds {held} "
+                           f"and its snapshot ends at {snapshot_index}", e, [node], commit)
 
     # -- one method per event kind that can break something -------------------------
 
@@ -111,10 +175,12 @@ class InvariantChecker:
             have = self._term_at(e.node, index)
             raft = self.cluster.handles[e.node].raft
             covered = raft is not None and raft.get_last_snapshot()[0] >= index
+            committed_term = self.committed.get(index)
             if have is None and not covered:
+                with_term = f" with term {committed_term}" if committed_term is not None else ""
                 self._fail("Leader Completeness", f"new leader {e.node} of term {term} has no entry at index {index}, "
-                           f"which was committed with term {self.committed[index]}", e, [e.node], index)
-            elif have is not None and have != self.committed[index]:
+                           f"which was committed{with_term}", e, [e.node], index)
+            elif have is not None and committed_term is not None and have != committed_term:
                 self._fail("Leader Completeness", f"new leader {e.node} of term {term} has term {have} at index "
                            f"{index}, which was committed with term {self.committed[index]}", e, [e.node], index)
 
@@ -153,14 +219,19 @@ class InvariantChecker:
             self._fail("Leader Append-Only", f"leader {e.node} deleted entries {e['first']}..{e['last']} of its "
                        f"own log", e, [e.node], e["first"])
             return
-        first = e["first"]
-        if "rule 7" in str(e.get("reason", "")):
-            return  # the installed snapshot covers whatever committed entries were discarded
-        if first in self.committed and e.get("term") == self.committed[first]:
-            # By Log Matching, deleting the committed entry at ``first`` is the
-            # only way a committed entry can go: later ones depend on it.
-            self._fail("State Machine Safety", f"{e.node} deleted entry {first} (term {e['term']}), which is "
-                       f"committed", e, [e.node], first)
+        # Deleting a committed entry is allowed only where the node's snapshot
+        # covers it. In each run of one term, check the first deleted entry
+        # past the snapshot: if it is not committed with that term, by Log
+        # Matching no later entry of the run is either.
+        covered = raft.get_last_snapshot()[0] if raft is not None else 0
+        runs = e.get("terms") or [[e["first"], e.get("term")]]
+        for k, (start, term) in enumerate(runs):
+            end = runs[k + 1][0] - 1 if k + 1 < len(runs) else e["last"]
+            index = max(start, covered + 1)
+            if index <= end and self.committed.get(index) == term:
+                self._fail("State Machine Safety", f"{e.node} deleted entry {index} (term {term}), which is "
+                           f"committed and not covered by its snapshot (ending at {covered})", e, [e.node], index)
+                return
 
     def _on_commit(self, e: Event) -> None:
         previous = self.commits.get(e.node, 0)
@@ -195,9 +266,25 @@ class InvariantChecker:
         if known[0] != term:
             self._fail("State Machine Safety", f"{known[1]} applied index {index} from term {known[0]} but {e.node} "
                        f"applied one from term {term}", e, [known[1], e.node], index)
+            return
+        seen = self.incarnations.setdefault(e.node, _Incarnation())
+        if index <= seen.fsm:
+            self._fail("apply in order", f"{e.node}'s state machine applied index {index} after index {seen.fsm}",
+                       e, [e.node], index)
+            return
+        seen.fsm = index
+
+    def _on_restore(self, e: Event) -> None:
+        seen = self.incarnations.setdefault(e.node, _Incarnation())
+        if e["index"] <= seen.fsm:
+            self._fail("apply in order", f"{e.node}'s state machine was restored to index {e['index']} after it had "
+                       f"reached index {seen.fsm}", e, [e.node], e["index"])
+            return
+        seen.fsm = e["index"]
 
     def _on_restart(self, e: Event) -> None:
         self.commits.pop(e.node, None)  # the commit index is volatile
+        self.incarnations.pop(e.node, None)  # so is all the bookkeeping of one run
 
     # -- helpers ----------------------------------------------------------------------
 

@@ -197,7 +197,7 @@ _CLOCK_EVERY = 1024
 
 
 class _TimedOut(Exception):
-    pass
+    """The search ran past its deadline or its step budget."""
 
 
 @dataclass
@@ -237,11 +237,13 @@ def _linked_line(ops: Sequence[Operation]) -> tuple[list[int], list[int], list[i
     return nxt, prv, match, op_of
 
 
-def _search(model: Model, ops: Sequence[Operation], deadline: float | None) -> list[int] | _Failure:
+def _search(model: Model, ops: Sequence[Operation], deadline: float | None,
+            budget: list[int] | None = None) -> list[int] | _Failure:
     """Find a linearization of ``ops`` (a list of operation numbers) or fail with evidence.
 
     Mirrors: porcupine checker.go checkSingle, with arrays in place of node objects.
-    Raises _TimedOut when ``deadline`` (a time.monotonic() value) passes.
+    Raises _TimedOut when ``deadline`` (a time.monotonic() value) passes, or when the steps
+    left in ``budget[0]`` (shared by every part of one check) run out.
     """
     nxt, prv, match, op_of = _linked_line(ops)
     tail = len(nxt) - 1
@@ -263,6 +265,10 @@ def _search(model: Model, ops: Sequence[Operation], deadline: float | None) -> l
             countdown = _CLOCK_EVERY
             if deadline is not None and time.monotonic() > deadline:
                 raise _TimedOut
+            if budget is not None:
+                budget[0] -= _CLOCK_EVERY
+                if budget[0] < 0:
+                    raise _TimedOut
         ret = match[node]
         if ret:  # a call: try to linearize its operation now
             i = op_of[node]
@@ -301,7 +307,8 @@ def _search(model: Model, ops: Sequence[Operation], deadline: float | None) -> l
     return [op_of[n] for n, _ in stack]
 
 
-def check_operations(model: Model, history: Sequence[Operation], timeout: float | None = None) -> CheckResult:
+def check_operations(model: Model, history: Sequence[Operation], timeout: float | None = None,
+                     max_steps: int | None = None) -> CheckResult:
     """Decide whether ``history`` is linearizable with respect to ``model``.
 
     Mirrors: porcupine checker.go CheckOperationsVerbose.
@@ -309,12 +316,15 @@ def check_operations(model: Model, history: Sequence[Operation], timeout: float 
              run them at once), and the first part that fails ends the check.
 
     Each part from ``model.partition`` is searched on its own. ``timeout`` (seconds, for the
-    whole history) turns a search that runs too long into ``linearizable=None``.
+    whole history) turns a search that runs too long into ``linearizable=None``. ``max_steps``
+    does the same after that many search steps (counted in blocks of 1,024, over all parts):
+    a budget that gives the same verdict on every machine, which a seeded run needs.
     """
     for op in history:
         if not op.call <= op.ret or math.isinf(op.call):
             raise ValueError(f"operation {op!r}: needs a finite call time and call <= ret")
     deadline = None if timeout is None else time.monotonic() + timeout
+    budget = None if max_steps is None else [max_steps]
     orders: list[tuple[Operation, ...]] = []
     parts = model.partition(history)
     for index, part in enumerate(parts):
@@ -322,7 +332,7 @@ def check_operations(model: Model, history: Sequence[Operation], timeout: float 
         if deadline is not None and time.monotonic() > deadline:
             return CheckResult(None)
         try:
-            found = _search(model, part, deadline)
+            found = _search(model, part, deadline, budget)
         except _TimedOut:
             return CheckResult(None)
         if isinstance(found, _Failure):

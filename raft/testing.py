@@ -52,6 +52,7 @@ from raft.inmem_store import InmemStore
 from raft.inmem_transport import InmemTransport
 from raft.invariants import InvariantChecker
 from raft.log import Log
+from raft.runtime.channels import describe_task
 from raft.runtime.virtual_loop import VirtualTimeLoop, run_paused
 from raft.sim.network import LinkFaults, SimNetwork
 from raft.snapshot import SnapshotSink
@@ -59,6 +60,7 @@ from raft.state import RaftState
 from raft.util import async_notify_ch
 
 DEFAULT_RUN_LIMIT = 120.0  # virtual seconds a run_until may take before giving up
+SHUTDOWN_LIMIT = 60.0  # virtual seconds every node's tasks have to return after Shutdown
 
 
 class SimulationError(RuntimeError):
@@ -216,6 +218,9 @@ class Cluster:
         self._closing = False  # while shutting down, a violation already reported is not raised again
         self.interventions: list[Intervention] = []
         self._disconnected: dict[str, bool] = {}  # nodes cut off by ``disconnect``, until ``connect``
+        # Called with each node as it starts or restarts (the fault simulator
+        # uses it to watch every request made to any node).
+        self.on_start: list[Callable[[Raft], None]] = []
         self.checker: InvariantChecker | None = None
         if check_invariants:
             self.checker = InvariantChecker(self, on_violation=lambda _: self.loop.request_pause())
@@ -265,6 +270,8 @@ class Cluster:
         rng = random.Random(f"{self.seed}:{handle.id}:{handle.incarnation}")
         handle.raft = new_raft(self.config_for(handle.id), handle.fsm, handle.store, handle.store,
                                handle.snapshots, handle.transport, events=self.events, rng=rng, loop=self.loop)
+        for hook in self.on_start:
+            hook(handle.raft)
 
     def add_node(self, node_id: str, config: Config | None = None) -> Raft:
         """Start a new, empty (unbootstrapped) server that can talk to everyone.
@@ -401,6 +408,10 @@ class Cluster:
         task = self.loop.create_task(coro)
         deadline = self.now + timeout
         self._drive(lambda: task.done() or self.now >= deadline, deadline)
+        while not task.done() and self.now < deadline and self._closing:
+            # While closing, a violation already reported still pauses the loop
+            # once; keep going, so that only the clock can end the wait.
+            self._drive(lambda: task.done() or self.now >= deadline, deadline)
         if not task.done():
             task.cancel()
             raise TimeoutError(f"coroutine did not finish within {timeout} virtual seconds")
@@ -745,13 +756,33 @@ class Cluster:
         self._closing = True
         self._failure = None
         futures = [raft.shutdown() for raft in self.rafts()]
-        for future in futures:
-            self.run_coro(future.error(), timeout=60)
+        try:
+            for future in futures:
+                self.run_coro(future.error(), timeout=SHUTDOWN_LIMIT)
+        except TimeoutError:
+            raise TimeoutError(f"shutdown did not finish within {SHUTDOWN_LIMIT} virtual seconds "
+                               f"(seed={self.seed}); still running:\n{self.stall_report()}") from None
         pending = [task for task in asyncio.all_tasks(self.loop) if not task.done()]
         for task in pending:
             task.cancel()
         if pending:
             self._drive(lambda: all(task.done() for task in pending), self.now + 60)
+
+    def stall_report(self, node_ids: Iterable[str] | None = None) -> str:
+        """One line per task still running on the nodes (all by default): the channels it waits on, and where.
+
+        This is how a stalled simulation is diagnosed: a task waiting for
+        ever on a full channel names that channel and the line it is stuck on.
+        """
+        wanted = list(node_ids) if node_ids is not None else list(self.handles)
+        lines = []
+        for node_id in wanted:
+            raft = self.handles[node_id].raft
+            if raft is None:
+                continue
+            for task in raft.routines_group.tasks():
+                lines.append(f"  {describe_task(task)}")
+        return "\n".join(lines) or "  (no tasks)"
 
     def dispose(self) -> None:
         """``close`` and release the event loop; the cluster cannot run again."""

@@ -36,6 +36,10 @@ class TaskGroup:
     def __len__(self) -> int:
         return len(self._tasks)
 
+    def tasks(self) -> list[asyncio.Task[Any]]:
+        """The tasks still running, in start order (to report what a stalled node waits for)."""
+        return list(self._tasks.values())
+
     def go(self, coro: Coroutine[Any, Any, Any], name: str = "") -> asyncio.Task[Any]:
         """Start ``coro`` as a tracked task (Go: ``r.goFunc(f)``)."""
         task_id = self._next_id

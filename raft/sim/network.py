@@ -76,6 +76,27 @@ class SlowRule:
         return (self.rpc == rpc and self.dir == dir and self.src in (None, src) and self.dst in (None, dst))
 
 
+@dataclass(frozen=True)
+class EchoRule:
+    """Deliver an extra, late copy of one kind of message: a duplicate that arrives long after.
+
+    With ``probability``, a message matching ``rpc`` and ``dir`` gets one more
+    copy, held back ``min_delay``..``max_delay`` seconds beyond its normal
+    delay. The fault simulator uses it for InstallSnapshot and TimeoutNow,
+    whose late copies exposed bugs that plain duplication (a copy arriving
+    at about the same time) never did.
+    """
+
+    rpc: str
+    dir: str
+    probability: float
+    min_delay: float
+    max_delay: float
+
+    def matches(self, rpc: str, dir: str) -> bool:
+        return self.rpc == rpc and self.dir == dir
+
+
 @dataclass
 class InFlight:
     """One copy of a message on its way."""
@@ -107,6 +128,7 @@ class SimNetwork:
         self.down: dict[str, bool] = {}  # crashed nodes: nothing reaches them
         self.in_flight: dict[int, InFlight] = {}
         self.slow: list[SlowRule] = []
+        self.echoes: list[EchoRule] = []
         self._next_rpc_id = 1
         self._next_flight = 1
 
@@ -186,12 +208,15 @@ class SimNetwork:
                        reason=reason)
             return reason
         copies = 2 if faults.duplicate > 0 and self.rng.random() < faults.duplicate else 1
-        fields: dict[str, Any] = {"id": rpc_id, "rpc": rpc, "dir": dir, "to": dst, "copies": copies}
+        delays = [self._delay(faults) + self._slow_down(src, dst, rpc, dir) for _ in range(copies)]
+        for rule in self.echoes:
+            if rule.matches(rpc, dir) and self.rng.random() < rule.probability:
+                delays.append(self._delay(faults) + self.rng.uniform(rule.min_delay, rule.max_delay))
+        fields: dict[str, Any] = {"id": rpc_id, "rpc": rpc, "dir": dir, "to": dst, "copies": len(delays)}
         if summary is not None:
             fields["msg"] = summary
         self._emit(src, "rpc_send", "SimNetwork.send", **fields)
-        for _ in range(copies):
-            delay = self._delay(faults) + self._slow_down(src, dst, rpc, dir)
+        for delay in delays:
             self._launch(InFlight(rpc_id, src, dst, rpc, dir, payload, deliver, now, now + delay), loop)
         return None
 

@@ -147,6 +147,8 @@ const Words = (() => {
       case "partition":
         if (ev.cut) return { text: `link ${ev.cut[0]} → ${ev.cut[1]} is cut (one way)`, reason };
         if (ev.restored) return { text: `link ${ev.restored[0]} → ${ev.restored[1]} works again`, reason };
+        if (ev.disconnected) return { text: `${ev.disconnected} is cut off from every other server`, reason };
+        if (ev.connected) return { text: `${ev.connected}'s links work again`, reason };
         return { text: `network: ${(ev.groups || []).map((g) => "{" + g.join(" ") + "}").join(" | ")}`, reason };
       case "network":
         return {
@@ -176,6 +178,15 @@ const Words = (() => {
         };
       case "snapshot_restored":
         return { text: `${n} restores its state machine from its snapshot up to entry ${ev.index} (term ${ev.term})`, reason };
+      case "snapshot_ignored":
+        return {
+          text: `${n} acknowledges ${ev.leader}'s snapshot up to entry ${ev.index} but keeps its own state: it has committed up to ${ev.commit_index} already`,
+          reason: reason || "a late or duplicated InstallSnapshot: a snapshot of a prefix of the log must not roll it back (§7)",
+        };
+      case "restore":
+        return { text: `${n}'s state machine is replaced by the snapshot up to entry ${ev.index} (term ${ev.term})`, reason };
+      case "timeout_now_refused":
+        return { text: `${n} refuses a TimeoutNow from ${ev.leader} of term ${ev.term}`, reason };
       default: {
         const fields = Object.entries(ev)
           .filter(([k]) => !["t", "node", "kind", "func", "seq", "reason"].includes(k))
@@ -197,6 +208,8 @@ const Words = (() => {
       case "heal": return "heal the network";
       case "cut": return `cut ${a.src} → ${a.dst}`;
       case "restore_link": return `restore ${a.src} → ${a.dst}`;
+      case "disconnect": return `disconnect ${a.node}`;
+      case "connect": return `connect ${a.node}`;
       case "set_faults": return "network: " + Object.entries(a).map(([k, v]) => `${k}=${v}`).join(" ");
       case "drop_message": return `drop message #${a.flight}`;
       case "duplicate_message": return `duplicate message #${a.flight}`;
