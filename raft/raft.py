@@ -1056,17 +1056,23 @@ class RaftLoops:
             rpc.respond(resp, None)
 
     def _prev_log_matches(self: Raft, a: AppendEntriesRequest, resp: AppendEntriesResponse) -> bool:
-        """Rule 2's lookup: our term at prevLogIndex, from the log or, at its last index, the snapshot.
+        """Rule 2: do we hold an entry at prevLogIndex with term prevLogTerm?
 
-        Differs: hashicorp reads the snapshot's term only when prevLogIndex is
-        also our last index. After Figure 13 rule 7 emptied the log and new
-        entries followed the snapshot, the snapshot's last entry is in
-        neither place, and a leader whose nextIndex sits just past it (the
-        usual case) would be refused for ever: its snapshot, at or below our
-        commit index, is acknowledged and ignored, and the cycle repeats.
+        Paper:   Figure 2, AppendEntries RPC, receiver rule 2.
+        Mirrors: the prevLogEntry check of raft.go appendEntries.
+        Differs: an index our snapshot covers always matches. Everything in
+        a snapshot is committed, and a committed entry is the same in every
+        leader's log (Leader Completeness, then Log Matching), so there is
+        nothing to compare. hashicorp looks such an entry up in the log, and
+        once it is compacted refuses; with few trailing entries kept, the
+        leader then steps back one entry per round trip through thousands of
+        entries before it falls back on a snapshot that we, having committed
+        further, acknowledge and ignore. etcd/raft accepts these too.
         """
         last_index, last_term = self.get_last_entry()
         snapshot_index, snapshot_term = self.get_last_snapshot()
+        if a.prev_log_entry < snapshot_index:
+            return True  # inside our snapshot: committed, so the same as the leader's
         if a.prev_log_entry == last_index:
             prev_log_term = last_term  # may come from our snapshot, which the log no longer has
         elif a.prev_log_entry == snapshot_index:
@@ -1094,14 +1100,18 @@ class RaftLoops:
 
         Entries we already have are skipped rather than rewritten: a late,
         duplicated AppendEntries must never truncate entries that a newer
-        one added (that would lose acknowledged entries).
+        one added (that would lose acknowledged entries). So are entries our
+        snapshot covers: they are committed, hence the same as these.
         """
         last_log_index, _ = self.get_last_log()
+        snapshot_index, _ = self.get_last_snapshot()
         new_entries: list[Log] = []
         for i, entry in enumerate(a.entries):
             if entry.index > last_log_index:
                 new_entries = a.entries[i:]
                 break
+            if entry.index <= snapshot_index:
+                continue
             try:
                 stored = self.logs.get_log(entry.index)
             except ErrLogNotFound:

@@ -157,3 +157,66 @@ def test_a_clean_run_checks_many_events(make: Make) -> None:
         c.apply(f"x{i}".encode())
     assert c.checker is not None and c.checker.violation is None
     assert c.checker.checked_events > 1000
+
+
+def test_checker_waives_no_truncation_because_of_its_reason(make: Make) -> None:
+    """Deleting a committed entry that no snapshot covers is reported, whatever reason the event gives."""
+    c = make(3)
+    leader = c.wait_leader()
+    index = c.apply(b"x").index
+    c.run_for(0.5)
+    follower = c.followers()[0]
+    term = c.node(leader).current_term()
+    c.events.emit(follower, "truncate", "forged", first=index, last=index, term=term, terms=[[index, term]],
+                  reason="Figure 13 rule 7: the log does not contain the snapshot's last entry")
+    with pytest.raises(InvariantViolation, match=f"deleted entry {index} .* not covered by its snapshot"):
+        c.run_for(0.1)
+
+
+def test_checker_reports_a_commit_index_beyond_the_log(make: Make) -> None:
+    """Log covers commit: a node whose commit index passes its last index is caught at its next event."""
+    c = make(3)
+    c.wait_leader()
+    follower = c.node(c.followers()[0])
+    follower.set_commit_index(follower.last_index() + 5)
+    with pytest.raises(InvariantViolation, match="log covers commit violated"):
+        c.run_for(0.1)
+
+
+def test_checker_reports_last_applied_going_backwards(make: Make) -> None:
+    """lastApplied never moves back within one run of a node."""
+    c = make(3)
+    c.wait_leader()
+    c.apply(b"x")
+    c.run_for(0.5)
+    follower = c.node(c.followers()[0])
+    follower.set_last_applied(follower.applied_index() - 1)
+    with pytest.raises(InvariantViolation, match="monotonic lastApplied"):
+        c.run_for(0.1)
+
+
+def test_checker_reports_an_entry_applied_after_a_later_one(make: Make) -> None:
+    """Apply in order: a state machine that sees index i after a higher index is caught."""
+    c = make(3)
+    c.wait_leader()
+    first = c.apply(b"x").index
+    c.apply(b"y")
+    c.run_for(0.5)
+    follower = c.followers()[0]
+    term = c.node(follower).current_term()
+    c.events.emit(follower, "apply", "forged", index=first, term=term, type="LogCommand")
+    with pytest.raises(InvariantViolation, match=f"apply in order violated: {follower}'s state machine applied index"):
+        c.run_for(0.1)
+
+
+def test_checker_reports_a_restore_that_goes_back(make: Make) -> None:
+    """Apply in order: a restore to an index below what the state machine has reached is caught."""
+    c = make(3)
+    c.wait_leader()
+    for command in (b"x", b"y", b"z"):
+        c.apply(command)
+    c.run_for(0.5)
+    follower = c.followers()[0]
+    c.events.emit(follower, "restore", "forged", index=1, term=1, id="forged")
+    with pytest.raises(InvariantViolation, match="was restored to index 1"):
+        c.run_for(0.1)

@@ -111,6 +111,25 @@ def test_append_entries_matches_a_previous_entry_that_only_the_snapshot_holds() 
     c.dispose()
 
 
+def test_append_entries_inside_the_snapshot_matches_without_a_lookup() -> None:
+    """Rule 2 holds for any prevLogIndex our snapshot covers: those entries are committed, hence the leader's.
+
+    Before: with the entries compacted, the follower refused, and the leader
+    stepped back one entry per round trip through thousands of entries.
+    """
+    c = lone_follower(trailing_logs=0, snapshot_threshold=10**9)
+    inject(c, append(2, 30, commit=30))
+    c.run_for(0.1)
+    f = c.node("f")
+    assert c.wait(f.snapshot()) is None
+    assert c.handles["f"].store.first_index() == 0  # everything compacted
+    replies = inject(c, append(21, 32, commit=32))
+    c.run_until(lambda c: f.applied_index() == 32 and not f.fsm_pending_applies())
+    assert replies.answers[0].response.success
+    assert c.fsm("f").logs == [b"e%d" % i for i in range(2, 33)]
+    c.dispose()
+
+
 # -- back-pressure instead of lost work --------------------------------------------------------------
 
 
