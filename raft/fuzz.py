@@ -367,6 +367,16 @@ class FuzzRun:
             raft.verify_leader()
             raft.barrier()
 
+    def stall_someone(self, heartbeats: float) -> None:
+        """Stall a random member for ``heartbeats`` timeouts: it reads nothing, then everything at once."""
+        up = [i for i in self.members() if self.cluster.is_up(i)]
+        if not up:
+            return
+        victim = self.rng.choice(up)
+        self.cluster.stall(victim)
+        self.run_for(heartbeats)
+        self.cluster.release(victim)
+
     def take_snapshots(self) -> None:
         """Ask some running members for a user snapshot (each must be answered, with one or an error)."""
         for node_id in self.members():
@@ -453,6 +463,8 @@ class FuzzRun:
         """Heal everything, bring members back, let clients finish, and let the cluster converge."""
         cluster = self.cluster
         cluster.heal()
+        for node_id in list(cluster.network.stalled):
+            cluster.release(node_id)
         cluster.network.slow.clear()
         cluster.set_faults(loss=0.0, duplicate=0.0, reorder=0.0)
         for node_id in self.members():
@@ -733,6 +745,8 @@ def apply_burst(run: FuzzRun) -> None:
             run.cluster.crash(leader)
             run.run_for(run.rng.uniform(1, 3))
             run.cluster.restart(leader)
+        elif roll < 0.8:
+            run.stall_someone(run.rng.uniform(1, 5))
     run.run_for(4)
 
 
@@ -750,14 +764,40 @@ def snapshot_restore(run: FuzzRun) -> None:
         run.take_snapshots()
         members = run.members()
         victim = run.rng.choice(members)
-        if run.rng.random() < 0.5:
+        roll = run.rng.random()
+        if roll < 0.4:
             run.cluster.crash(victim)
             run.run_for(run.rng.uniform(0.5, 2))
             run.cluster.restart(victim)
-        else:
+        elif roll < 0.7:
             run.cluster.partition([victim])
             run.run_for(run.rng.uniform(0.5, 2))
             run.cluster.heal()
+        else:
+            run.stall_someone(run.rng.uniform(1, 5))
+    run.run_for(4)
+
+
+def slow_state_machine(run: FuzzRun) -> None:
+    """Followers whose state machine is slower than their log, stalled, then flooded, under bursts.
+
+    Not in hashicorp's suite. Committed entries pile up in front of a slow
+    state machine until the FSM channel is full and the main loop must wait.
+    A stalled follower then reads, back to back, AppendEntries that commit
+    more entries and an InstallSnapshot sent meanwhile: the restore must
+    not overtake the entries handed over just before it.
+    """
+    leader = run.leader(20)
+    followers = [i for i in run.members() if i != leader]
+    for node_id in run.rng.sample(followers, k=min(2, len(followers))):
+        run.cluster.slow_state_machine(node_id, run.rng.uniform(0.002, 0.02))
+    for _ in range(3):
+        run.run_for(run.rng.uniform(0.5, 2))
+        leader = run.leader(20)
+        if leader is not None and run.rng.random() < 0.7:
+            run.burst(leader)
+        run.run_for(run.rng.uniform(0.1, 1.0))
+        run.stall_someone(run.rng.uniform(1, 4))
     run.run_for(4)
 
 
@@ -800,6 +840,7 @@ SCENARIOS: dict[str, Callable[[FuzzRun], None]] = {
     "RestartVoters": restart_voters,
     "ApplyBurst": apply_burst,
     "SnapshotRestore": snapshot_restore,
+    "SlowStateMachine": slow_state_machine,
     "MonotonicCrashRestart": monotonic_crash_restart,
 }
 

@@ -548,13 +548,17 @@ class RaftLoops:
     def configuration_change_ch_if_stable(self: Raft) -> Chan[ConfigurationChangeFuture] | None:
         """The configuration-change channel, or None while a change is in flight.
 
-        Paper:   Thesis §4.1 (one change at a time); §4.1's fix for the
-                 leader-completeness bug: wait for an entry of our own term.
+        Paper:   Thesis §4.1 (one change at a time), with Ongaro's 2015
+                 correction to it (below).
         Mirrors: raft.go configurationChangeChIfStable.
 
         A new change may start only when the latest configuration is
         committed and our no-op has committed. The second condition closes a
-        hole in single-server changes found after the thesis was published.
+        hole in single-server changes that Diego Ongaro reported after the
+        thesis was published (raft-dev mailing list, "bug in single-server
+        membership changes", July 2015): a new leader that changes the
+        membership before committing an entry of its own term can let two
+        disjoint majorities decide.
         """
         assert self.leader_state.commitment is not None
         if (self.configurations.latest_index == self.configurations.committed_index

@@ -449,8 +449,11 @@ class Cluster:
         self._record("crash", node=node_id)
         self.events.emit(node_id, "crash", "Cluster.crash", term=raft.current_term(), state=str(raft.state()).lower())
         raft.events.log = None  # a dead node says nothing more
+        for task in raft.routines_group.tasks():
+            self.loop.slow_tasks.pop(task, None)  # a slow state machine dies with its process
         raft.routines_group.cancel_all()
         self.network.down[node_id] = True
+        self.network.stalled.pop(node_id, None)  # what a stalled process had not read dies with it
         handle.raft = None
 
     def restart(self, node_id: str) -> Raft:
@@ -516,6 +519,37 @@ class Cluster:
                 self.network.restore(node_id, other)
                 self.network.restore(other, node_id)
         self.events.emit("*", "partition", "Cluster.connect", connected=node_id)
+
+    def slow_state_machine(self, node_id: str, delay: float) -> None:
+        """Make ``node_id``'s state machine task run ``delay`` virtual seconds late at every step (0: normal).
+
+        Its committed entries then pile up in the FSM channel, as they do in
+        a real server whose application is slower than its log. The fault
+        lasts until the node crashes (a restarted node has a new task).
+        """
+        raft = self.node(node_id)
+        self._record("slow_state_machine", node=node_id, delay=delay)
+        for task in raft.routines_group.tasks():
+            if task.get_name() == f"{node_id}:run_fsm":
+                if delay > 0:
+                    self.loop.slow_tasks[task] = delay
+                else:
+                    self.loop.slow_tasks.pop(task, None)
+        self.events.emit(node_id, "slow_state_machine", "Cluster.slow_state_machine", delay=delay)
+
+    def stall(self, node_id: str) -> None:
+        """Stop ``node_id`` reading its network: what arrives is held until ``release`` (a paused process)."""
+        self._handle(node_id)
+        self._record("stall", node=node_id)
+        self.network.stall(node_id)
+        self.events.emit(node_id, "stall", "Cluster.stall")
+
+    def release(self, node_id: str) -> None:
+        """Undo ``stall``: everything held for ``node_id`` arrives at once, in order."""
+        self._handle(node_id)
+        self._record("release", node=node_id)
+        held = self.network.release(node_id)
+        self.events.emit(node_id, "release", "Cluster.release", messages=held)
 
     def restore_link(self, src: str, dst: str) -> None:
         """Undo ``cut(src, dst)``."""
@@ -814,7 +848,8 @@ def make_cluster_no_bootstrap(n: int, conf: Config | None = None, *, seed: int =
 
 _REPLAY_METHODS = {
     "add_node": "add_node", "crash": "crash", "restart": "restart", "heal": "heal", "partition": "partition",
-    "cut": "cut", "disconnect": "disconnect", "connect": "connect",
+    "cut": "cut", "disconnect": "disconnect", "connect": "connect", "stall": "stall", "release": "release",
+    "slow_state_machine": "slow_state_machine",
     "restore_link": "restore_link", "set_faults": "set_faults", "submit": "submit",
     "force_timeout": "force_timeout", "drop_message": "drop_message", "duplicate_message": "duplicate_message",
     "add_voter": "add_voter", "remove_server": "remove_server", "transfer_leadership": "transfer_leadership",
@@ -829,10 +864,12 @@ def _replay_args(step: Intervention) -> dict[str, Any]:
     if step.action == "submit":
         return {"command": str(args["command"]).encode(), "node_id": args["node"]}
     if step.action in ("crash", "restart", "force_timeout", "add_node", "add_voter", "remove_server", "disconnect",
-                       "connect"):
+                       "connect", "stall", "release"):
         return {"node_id": args["node"]}
     if step.action == "transfer_leadership":
         return {"target": args.get("target")}
+    if step.action == "slow_state_machine":
+        return {"node_id": args["node"], "delay": args["delay"]}
     if step.action in ("drop_message", "duplicate_message"):
         return {"flight_id": args["flight"]}
     return args

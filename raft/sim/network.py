@@ -126,6 +126,8 @@ class SimNetwork:
         self.link_faults: dict[tuple[str, str], LinkFaults] = {}
         self.blocked: dict[tuple[str, str], bool] = {}  # directed cuts; dict keeps order
         self.down: dict[str, bool] = {}  # crashed nodes: nothing reaches them
+        # Stalled nodes, and what arrived for each meanwhile: it is handed over all at once later.
+        self.stalled: dict[str, list[InFlight]] = {}
         self.in_flight: dict[int, InFlight] = {}
         self.slow: list[SlowRule] = []
         self.echoes: list[EchoRule] = []
@@ -173,6 +175,26 @@ class SimNetwork:
     def heal(self) -> None:
         """Restore every link."""
         self.blocked.clear()
+
+    def stall(self, node: str) -> None:
+        """Hold every message that arrives for ``node`` until ``release``: a process that stopped reading.
+
+        A garbage-collection pause, a stopped process (SIGSTOP) or an
+        overloaded host: the messages pile up in the socket buffer and are
+        then read in one go, so the node handles them back to back.
+        """
+        self.stalled.setdefault(node, [])
+
+    def release(self, node: str) -> int:
+        """End a ``stall``: deliver what was held, in arrival order, at this instant; returns how many."""
+        held = self.stalled.pop(node, [])
+        loop = self.loop or asyncio.get_running_loop()
+        for flight in held:
+            flight_id = self._next_flight
+            self._next_flight += 1
+            self.in_flight[flight_id] = flight
+            flight.handle = loop.call_at(loop.time(), self._arrive, flight_id)
+        return len(held)
 
     def is_blocked(self, src: str, dst: str) -> bool:
         return self.blocked.get((src, dst), False)
@@ -250,6 +272,10 @@ class SimNetwork:
         if reason is not None:
             self._emit(flight.dst, "rpc_drop", "SimNetwork.arrive", id=flight.id, rpc=flight.rpc, dir=flight.dir,
                        **{"from": flight.src}, to=flight.dst, reason=reason)
+            return
+        held = self.stalled.get(flight.dst)
+        if held is not None:
+            held.append(flight)
             return
         self._emit(flight.dst, "rpc_deliver", "SimNetwork.arrive", id=flight.id, rpc=flight.rpc, dir=flight.dir,
                    **{"from": flight.src})
