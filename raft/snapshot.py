@@ -123,6 +123,12 @@ class SnapshotRunner:
 
         Paper:   §7, Figure 12.
         Mirrors: snapshot.go takeSnapshot.
+        Differs: a snapshot that ends at or below the one we already have is
+        dropped. While this task waited for the state machine, an
+        InstallSnapshot may have given us a newer snapshot; recording ours
+        after it would move the last snapshot back, and a restart would then
+        restore the older one on top of a log that no longer holds what
+        comes after it. hashicorp has the same race.
 
         The snapshot records the *committed* configuration. A snapshot taken
         while a newer configuration is still uncommitted would have to pick
@@ -147,6 +153,8 @@ class SnapshotRunner:
                 raise err
             committed = configurations.configurations.committed
             committed_index = configurations.configurations.committed_index
+            if request.index <= self.get_last_snapshot()[0]:
+                raise ErrNothingNewToSnapshot()  # a newer snapshot was installed meanwhile
             if request.index < committed_index:
                 raise StoreError(f"cannot take snapshot now, wait until the configuration entry at "
                                  f"{committed_index} has been applied (have applied {request.index})")

@@ -37,10 +37,10 @@ class Replies:
         self.answers.append(response)
 
 
-def lone_follower(monotonic: bool = False, **config: Any) -> Cluster:
+def lone_follower(monotonic: bool = False, seed: int = 0, **config: Any) -> Cluster:
     """A bootstrapped two-server cluster where only ``f`` runs; its log holds entry 1 (term 1)."""
     conf = Config(heartbeat_timeout=100.0, election_timeout=100.0, leader_lease_timeout=50.0, **config)
-    cluster = Cluster(["f", "L"], config=conf, start=False, monotonic_logs=monotonic)
+    cluster = Cluster(["f", "L"], seed, config=conf, start=False, monotonic_logs=monotonic)
     cluster.start("f")
     cluster.run_for(0.01)
     return cluster
