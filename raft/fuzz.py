@@ -252,15 +252,31 @@ class RequestLog:
             return future
         return call
 
+    def _waited_for(self, request: Request) -> bool:
+        """Not answered yet, and its node still runs the incarnation that took it."""
+        if request.future.done:
+            return False
+        handle = self.cluster.handles[request.node]
+        return handle.raft is not None and handle.incarnation == request.incarnation
+
     def outstanding(self) -> list[Request]:
         """Requests not yet answered whose node still runs the incarnation that took them."""
-        waiting = []
-        for request in self.requests:
-            handle = self.cluster.handles[request.node]
-            if handle.raft is not None and handle.incarnation == request.incarnation and not request.future.done:
-                waiting.append(request)
-        self.requests = [r for r in self.requests if not r.future.done]  # answered ones need no more looking at
-        return waiting
+        self.requests = [r for r in self.requests if self._waited_for(r)]  # the rest never count again
+        return list(self.requests)
+
+    def settled(self) -> bool:
+        """True when nothing is outstanding; cheap enough to ask after every step of the loop.
+
+        Looks only as far as the first outstanding request, and forgets the
+        answered ones before it (a request never becomes outstanding again).
+        """
+        requests = self.requests
+        start = 0
+        while start < len(requests) and not self._waited_for(requests[start]):
+            start += 1
+        if start:
+            del requests[:start]
+        return not requests
 
     def stall(self, waiting: list[Request], since: float) -> str:
         """A failure message: what was not answered, and what every task of those nodes waits for."""
@@ -493,7 +509,7 @@ class FuzzRun:
         requests = self.requests
 
         def answered(_: Cluster) -> bool:
-            return not requests.outstanding()
+            return requests.settled()
 
         while not answered(self.cluster):
             waiting = requests.outstanding()
