@@ -52,7 +52,7 @@ from raft.inmem_store import InmemStore
 from raft.inmem_transport import InmemTransport
 from raft.invariants import InvariantChecker
 from raft.log import Log
-from raft.runtime.channels import describe_task
+from raft.runtime.channels import describe_task, set_select_cost
 from raft.runtime.virtual_loop import VirtualTimeLoop, run_paused
 from raft.sim.network import LinkFaults, SimNetwork
 from raft.snapshot import SnapshotSink
@@ -216,6 +216,7 @@ class Cluster:
         self._failure: str | None = None
         self._building = True
         self._closing = False  # while shutting down, a violation already reported is not raised again
+        self._slowed: dict[asyncio.Task[Any], str] = {}  # state machine tasks slowed down, and their node
         self.interventions: list[Intervention] = []
         self._disconnected: dict[str, bool] = {}  # nodes cut off by ``disconnect``, until ``connect``
         # Called with each node as it starts or restarts (the fault simulator
@@ -450,7 +451,8 @@ class Cluster:
         self.events.emit(node_id, "crash", "Cluster.crash", term=raft.current_term(), state=str(raft.state()).lower())
         raft.events.log = None  # a dead node says nothing more
         for task in raft.routines_group.tasks():
-            self.loop.slow_tasks.pop(task, None)  # a slow state machine dies with its process
+            set_select_cost(task, 0)  # a slow state machine dies with its process
+            self._slowed.pop(task, None)
         raft.routines_group.cancel_all()
         self.network.down[node_id] = True
         self.network.stalled.pop(node_id, None)  # what a stalled process had not read dies with it
@@ -521,20 +523,23 @@ class Cluster:
         self.events.emit("*", "partition", "Cluster.connect", connected=node_id)
 
     def slow_state_machine(self, node_id: str, delay: float) -> None:
-        """Make ``node_id``'s state machine task run ``delay`` virtual seconds late at every step (0: normal).
+        """Make ``node_id``'s state machine take ``delay`` virtual seconds per message (0: normal).
 
-        Its committed entries then pile up in the FSM channel, as they do in
-        a real server whose application is slower than its log. The fault
-        lasts until the node crashes (a restarted node has a new task).
+        Each batch of committed entries, snapshot or restore then costs that
+        much time, and entries pile up in the FSM channel until the main loop
+        has to wait, as in a real server whose application is slower than its
+        log. The fault lasts until the node crashes (a restarted node has a
+        new task).
         """
         raft = self.node(node_id)
         self._record("slow_state_machine", node=node_id, delay=delay)
         for task in raft.routines_group.tasks():
             if task.get_name() == f"{node_id}:run_fsm":
+                set_select_cost(task, delay)
                 if delay > 0:
-                    self.loop.slow_tasks[task] = delay
+                    self._slowed[task] = node_id
                 else:
-                    self.loop.slow_tasks.pop(task, None)
+                    self._slowed.pop(task, None)
         self.events.emit(node_id, "slow_state_machine", "Cluster.slow_state_machine", delay=delay)
 
     def stall(self, node_id: str) -> None:
@@ -801,6 +806,13 @@ class Cluster:
             task.cancel()
         if pending:
             self._drive(lambda: all(task.done() for task in pending), self.now + 60)
+        for task in self._slowed:
+            set_select_cost(task, 0)
+        self._slowed.clear()
+
+    def slow_state_machines(self) -> list[str]:
+        """The running nodes whose state machine ``slow_state_machine`` has slowed down."""
+        return [node_id for task, node_id in self._slowed.items() if not task.done()]
 
     def stall_report(self, node_ids: Iterable[str] | None = None) -> str:
         """One line per task still running on the nodes (all by default): the channels it waits on, and where.

@@ -13,7 +13,7 @@ from typing import Any, TypeVar
 
 import pytest
 
-from raft.runtime import Chan, ChannelClosedError, Send, VirtualTimeLoop, after, select
+from raft.runtime import Chan, ChannelClosedError, Send, VirtualTimeLoop, after, channels, select, set_select_cost
 
 T = TypeVar("T")
 
@@ -548,3 +548,51 @@ def test_select_wakes_on_close_with_none(loop: VirtualTimeLoop) -> None:
         assert await selecting == (ch, None)
 
     run(loop, main())
+
+
+# -- a slow consumer -----------------------------------------------------------
+
+
+def test_a_task_with_a_select_cost_pays_it_for_every_message(loop: VirtualTimeLoop) -> None:
+    """set_select_cost: each select waits that long first, so a backlog drains one message per cost."""
+    ch: Chan[int] = Chan(8)
+    for value in range(4):
+        ch.send_nowait(value)
+    times: list[float] = []
+
+    async def consume() -> None:
+        for _ in range(4):
+            await select([ch])
+            times.append(loop.time())
+
+    async def main() -> None:
+        task = asyncio.ensure_future(consume())
+        set_select_cost(task, 0.5)
+        await task
+
+    run(loop, main())
+    assert times == [0.5, 1.0, 1.5, 2.0]
+
+
+def test_a_select_cost_of_zero_or_a_finished_task_is_forgotten(loop: VirtualTimeLoop) -> None:
+    """Setting the cost to 0 removes it; a task that has finished is never kept."""
+    ch: Chan[int] = Chan(8)
+    for value in range(2):
+        ch.send_nowait(value)
+
+    async def consume() -> float:
+        await select([ch])
+        await select([ch])
+        return loop.time()
+
+    async def main() -> float:
+        task = asyncio.ensure_future(consume())
+        set_select_cost(task, 3.0)
+        set_select_cost(task, 0)
+        return await task
+
+    assert run(loop, main()) == 0.0
+    done = loop.create_task(asyncio.sleep(0))
+    run(loop, done)
+    set_select_cost(done, 1.0)
+    assert done not in channels._SELECT_COSTS

@@ -56,6 +56,13 @@ Seeing who waits
 and ``describe_task`` adds where in the code. A simulation that stops making
 progress uses them to name every blocked task and its channels.
 
+A slow consumer
+---------------
+``set_select_cost(task, seconds)`` makes every ``select`` of one task wait
+that long first, as if the work it does per message took time. The fault
+simulator uses it for a state machine slower than its log; in virtual time
+work is otherwise free, and a consumer would drain its channel in one step.
+
 Mirrors: Go's runtime ``chan`` and ``select`` (runtime/chan.go, runtime/select.go).
 Differs: channels belong to one event loop and must not be touched from other
 threads; use ``loop.call_soon_threadsafe``. Sending on a closed channel raises
@@ -309,6 +316,10 @@ async def select(
 async def _select_raw(
     cases: Sequence[Case], rng: random.Random | None, default: bool
 ) -> tuple[Case, Any]:
+    if _SELECT_COSTS:
+        cost = _SELECT_COSTS.get(asyncio.current_task())  # type: ignore[arg-type]
+        if cost:
+            await asyncio.sleep(cost)
     ready: list[Chan[Any] | Send[Any]] = []
     for case in cases:  # inlined _ready(): this is the hottest loop of a simulation
         if case is None:
@@ -360,6 +371,17 @@ async def _select_raw(
 
 # Tasks blocked in a select right now, and its cases; only for diagnosis.
 _BLOCKED: dict[asyncio.Task[Any], Sequence[Case]] = {}
+
+# Tasks that pay for each select in time (see "A slow consumer"); empty outside the simulator.
+_SELECT_COSTS: dict[asyncio.Task[Any], float] = {}
+
+
+def set_select_cost(task: asyncio.Task[Any], seconds: float) -> None:
+    """Make every ``select`` of ``task`` first sleep ``seconds`` (0: no cost; a finished task is forgotten)."""
+    if seconds > 0 and not task.done():
+        _SELECT_COSTS[task] = seconds
+    else:
+        _SELECT_COSTS.pop(task, None)
 
 
 def _describe_case(case: Case) -> str:

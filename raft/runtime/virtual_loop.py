@@ -144,10 +144,6 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         # Callbacks run so far, not counting request_pause itself: a position in
         # the run that a replay can stop at exactly (see raft.testing).
         self.callbacks_run = 0
-        # Tasks that run late: every step of such a task is put off by this
-        # many virtual seconds, as a thread starved of CPU would be. The
-        # simulator uses it to make a state machine slower than the log.
-        self.slow_tasks: dict[asyncio.Task[Any], float] = {}
         # Zero: every timer runs at exactly its own due time. A non-zero
         # resolution would run timers due a hair after a pause at the pause's
         # time, and a replay without that pause would see other clocks.
@@ -181,15 +177,6 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         base_timer: Any = timer
         base_timer._scheduled = True
         return timer
-
-    def call_soon(self, callback: Callable[..., object], *args: Any,  # type: ignore[override]
-                  context: Any = None) -> asyncio.Handle:
-        """Run ``callback`` next, unless it is a step of a slow task: then that much later."""
-        if self.slow_tasks:
-            delay = self.slow_tasks.get(getattr(callback, "__self__", None))  # type: ignore[arg-type]
-            if delay:
-                return self.call_at(self._now + delay, callback, *args, context=context)
-        return super().call_soon(callback, *args, context=context)
 
     # -- pausing between callbacks --------------------------------------------
 
