@@ -253,6 +253,7 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
     _step_down_pending: bool  # our removal committed: leave the leader loop
     fsm_enqueued_index: int  # last index handed to run_fsm (commands, barriers, configurations)
     fsm_applied_index: int  # last index run_fsm has finished with
+    fsm_error: str | None  # why the state machine stopped this node (see fsm_failure)
     _left_leader_loop: Chan[bool]  # closed when the leader loop exits (for transfers)
 
     def __init__(self, config: Config, fsm: FSM, logs: LogStore, stable: StableStore, snaps: SnapshotStore,
@@ -310,6 +311,7 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
         self._left_leader_loop: Chan[bool] = Chan(0, name="leftLeaderLoop")
         self.fsm_enqueued_index = 0
         self.fsm_applied_index = 0
+        self.fsm_error = None
 
         self._restore_from_stores()
         trans.set_heartbeat_handler(self.process_heartbeat)
@@ -626,6 +628,15 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
     def applied_index(self) -> int:
         """The last index handed to the FSM task (Mirrors: AppliedIndex)."""
         return self.get_last_applied()
+
+    def fsm_failure(self) -> str | None:
+        """Why the state machine stopped this node, or None while it is healthy.
+
+        Differs: not in hashicorp, where an FSM that panics takes the process
+        with it. Here the node shuts down and keeps the reason (see
+        ``run_fsm``'s ``_fsm_fail``).
+        """
+        return self.fsm_error
 
     def fsm_pending_applies(self) -> bool:
         """True while the FSM task still has entries to apply that were handed to it.

@@ -123,3 +123,17 @@ class StoreError(RaftError):
     """A log, stable or snapshot store could not do what was asked."""
 
     message = "store error"
+
+
+class FSMError(RaftError):
+    """The application's state machine raised while applying a committed entry; the node stopped.
+
+    Differs: hashicorp has no such error: a Go FSM that panics in Apply takes
+    the whole process down. ``index`` is the first entry not applied.
+    """
+
+    message = "the state machine failed"
+
+    def __init__(self, message: str | None = None, index: int = 0) -> None:
+        super().__init__(message)
+        self.index = index

@@ -27,6 +27,7 @@ Kinds emitted by the protocol (fields after ``t``, ``node``, ``kind``):
 ``commit``          ``index``, ``previous``
 ``apply``           ``index``, ``term``, ``type`` — an entry reached the state machine
 ``restore``         ``index``, ``term``, ``id`` — the state machine was replaced by a snapshot
+``fsm_failed``      ``index``, ``error`` — the application's state machine raised; the node shuts down
 ``snapshot_ignored`` ``index``, ``term``, ``leader``, ``commit_index``, ``reason`` — an
                     InstallSnapshot at or below the commit index, acknowledged and not installed
 ``timeout_now_refused`` ``leader``, ``term``, ``reason`` — a stale TimeoutNow

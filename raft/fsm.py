@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast, runtime_checkable
 
 from raft.configuration import Configuration, decode_configuration
-from raft.errors import ErrNothingNewToSnapshot, RaftError, StoreError
+from raft.errors import ErrNothingNewToSnapshot, ErrRaftShutdown, FSMError, RaftError, StoreError
 from raft.future import LogFuture, ReqSnapshotFuture, RestoreFuture
 from raft.log import Log, LogType
 from raft.runtime.channels import select
@@ -90,6 +90,8 @@ class CommitTuple:
 class FSMRunner:
     """The ``run_fsm`` task of ``Raft`` (Mirrors: fsm.go runFSM)."""
 
+    fsm_error: str | None  # set once, by _fsm_fail
+
     async def run_fsm(self: Raft) -> None:
         """Apply committed entries, restore snapshots and take FSM snapshots, in order.
 
@@ -114,7 +116,11 @@ class FSMRunner:
             elif isinstance(request, RestoreFuture):
                 self._fsm_restore(state, request)
             else:
-                self._fsm_apply_batch(state, request)
+                try:
+                    self._fsm_apply_batch(state, request)
+                except FSMError as failure:
+                    self._fsm_fail(request, failure)
+                    return
                 self.fsm_applied_index = request[-1].log.index
 
     def _fsm_drain_on_shutdown(self: Raft, state: _FSMProgress) -> None:
@@ -129,8 +135,6 @@ class FSMRunner:
             if not received:
                 return
             if isinstance(request, RestoreFuture):
-                from raft.errors import ErrRaftShutdown
-
                 request.respond(ErrRaftShutdown())
             elif request is not None:
                 self._fsm_apply_batch(state, request)
@@ -142,17 +146,21 @@ class FSMRunner:
         for item in batch:
             response: Any = None
             entry = item.log
-            if entry.type == _COMMAND:
-                response = self.fsm.apply(entry)
-            elif entry.type == _CONFIGURATION:
-                if not state.config_store:
-                    # Nothing reached the FSM, so this entry does not move the
-                    # index a snapshot would be labelled with (as in Go).
-                    if item.future is not None:
-                        item.future.respond(None)
-                    continue
-                assert isinstance(self.fsm, ConfigurationStore)
-                self.fsm.store_configuration(entry.index, decode_configuration(entry.data))
+            try:
+                if entry.type == _COMMAND:
+                    response = self.fsm.apply(entry)
+                elif entry.type == _CONFIGURATION:
+                    if not state.config_store:
+                        # Nothing reached the FSM, so this entry does not move the
+                        # index a snapshot would be labelled with (as in Go).
+                        if item.future is not None:
+                            item.future.respond(None)
+                        continue
+                    assert isinstance(self.fsm, ConfigurationStore)
+                    self.fsm.store_configuration(entry.index, decode_configuration(entry.data))
+            except Exception as err:  # the application's code: any exception at all
+                raise FSMError(f"the state machine raised {type(err).__name__} applying entry {entry.index}: {err}",
+                               entry.index) from err
             state.last_index, state.last_term = entry.index, entry.term
             self.events.emit("apply", "run_fsm", index=entry.index, term=entry.term, type=entry.type.name)
             if item.future is not None:
@@ -162,7 +170,12 @@ class FSMRunner:
     def _fsm_apply_batching(self: Raft, state: _FSMProgress, batch: list[CommitTuple]) -> None:
         fsm = cast(BatchingFSM, self.fsm)  # checked once in run_fsm
         sendable = [item.log for item in batch if _goes_to_batching_fsm(item.log)]
-        responses = fsm.apply_batch(sendable) if sendable else []
+        try:
+            responses = fsm.apply_batch(sendable) if sendable else []
+        except Exception as err:  # the application's code: any exception at all
+            first = batch[0].log.index
+            raise FSMError(f"the state machine raised {type(err).__name__} applying entries {first}.."
+                           f"{batch[-1].log.index}: {err}", first) from err
         assert len(responses) == len(sendable), "BatchingFSM.apply_batch must return one response per entry"
         answers = iter(responses)
         for item in batch:
@@ -173,6 +186,25 @@ class FSMRunner:
             if item.future is not None:
                 item.future.response_value = response
                 item.future.respond(None)
+
+    def _fsm_fail(self: Raft, batch: list[CommitTuple], failure: FSMError) -> None:
+        """The state machine raised: say so loudly and stop this node.
+
+        Differs: in Go an FSM that panics in Apply takes the process down.
+        Here the node records why (``Raft.fsm_failure``), logs the traceback,
+        emits ``fsm_failed``, answers the callers of the entries it did not
+        apply with the ``FSMError``, and shuts down: a state machine in an
+        unknown state must not be fed further entries, nor answer reads.
+        Restarting replays the same entries; an application must therefore
+        answer a command it refuses (a result, not an exception).
+        """
+        self.fsm_error = str(failure)
+        self.logger.error("%s; shutting this node down", failure, exc_info=failure.__cause__)
+        self.events.emit("fsm_failed", "run_fsm", index=failure.index, error=str(failure))
+        for item in batch:
+            if item.log.index >= failure.index and item.future is not None:
+                item.future.respond(failure)
+        self.shutdown()
 
     def _fsm_restore(self: Raft, state: _FSMProgress, request: RestoreFuture) -> None:
         try:

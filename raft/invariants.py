@@ -282,6 +282,12 @@ class InvariantChecker:
             return
         seen.fsm = e["index"]
 
+    def _on_fsm_failed(self, e: Event) -> None:
+        # Not a property of the paper, but a node that stops because its state
+        # machine raised is a failure every run must report.
+        self._fail("state machine keeps applying", f"{e.node}'s state machine failed at index {e['index']}: "
+                   f"{e['error']}", e, [e.node], e["index"])
+
     def _on_restart(self, e: Event) -> None:
         self.commits.pop(e.node, None)  # the commit index is volatile
         self.incarnations.pop(e.node, None)  # so is all the bookkeeping of one run

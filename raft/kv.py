@@ -15,6 +15,12 @@ command therefore carries the client's ID and a sequence number; the store
 remembers, per client, the last sequence number it applied and the answer it
 gave, and answers a repeat from that memory instead of applying it again.
 
+Refusing without raising. A committed entry is applied by every server, and
+again after every restart, so a command the store cannot accept (an older
+sequence number than the client's last, bytes that are not a command) is
+answered with ``Result.error`` and changes nothing. Raising instead would
+stop every server at the same entry, for good (see fsm.py, ``_fsm_fail``).
+
 Reads. ``read`` offers two ways, both linearizable:
 
 * ``through_log=True``: the read is a log entry like any write. Simple, and
@@ -96,6 +102,7 @@ class Result:
     value: str | None = None
     swapped: bool | None = None
     duplicate: bool = False  # answered from the session memory, not applied again
+    error: str | None = None  # the command was refused and changed nothing
 
     def output(self, op: str) -> Any:
         """The answer in the form the linearizability checker expects."""
@@ -116,15 +123,20 @@ class KVStore:
         self.applied_index = 0
 
     def apply(self, log: Log) -> Result:
-        command = Command.decode(log.data)
+        """Apply one committed command; refuse (with ``Result.error``) what cannot be applied, never raise."""
         self.applied_index = log.index
+        try:
+            command = Command.decode(log.data)
+        except KVError as err:
+            return Result(error=str(err))
         if command.client:
             last = self.sessions.get(command.client)
             if last is not None and command.seq <= last[0]:
                 seq, result = last
                 if command.seq == seq:
                     return Result(result.value, result.swapped, duplicate=True)
-                raise KVError(f"client {command.client} sent seq {command.seq} after {seq}: out of order")
+                return Result(error=f"client {command.client!r} sent seq {command.seq} after seq {seq}: "
+                                    "sequence numbers must grow (a restarted client needs a new id)")
         result = self._execute(command)
         if command.client:
             self.sessions[command.client] = (command.seq, result)

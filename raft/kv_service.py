@@ -26,7 +26,7 @@ HTTP API (JSON bodies; every answer is a JSON object):
 ``POST /kv/KEY``            ``{"op": "put"|"append"|"cas", "value", "expected", "client", "seq"}``
 ``POST /join``              ``{"id", "address", "http"}``: add a voter (on the leader)
 ``POST /leave``             ``{"id"}``: remove a server
-``GET  /status``            role, term, indexes, leader, configuration
+``GET  /status``            role, term, indexes, leader, configuration, health
 ==========================  ====================================================================
 
 A node that is not the leader answers a client request with ``307`` and the
@@ -112,7 +112,7 @@ class HTTPResponse:
 
 
 REASONS = {200: "OK", 307: "Temporary Redirect", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-           408: "Request Timeout", 413: "Payload Too Large", 500: "Internal Server Error",
+           408: "Request Timeout", 409: "Conflict", 413: "Payload Too Large", 500: "Internal Server Error",
            503: "Service Unavailable"}
 
 
@@ -219,6 +219,10 @@ class KVService:
         path = request.path
         if path == "/status" and request.method == "GET":
             return HTTPResponse(200, self.status())
+        assert self.raft is not None
+        failure = self.raft.fsm_failure()
+        if failure is not None:
+            return HTTPResponse(503, {"error": f"this node has stopped: {failure}"})
         if path.startswith("/kv/"):
             key = path[len("/kv/"):]
             if not key or key.startswith(RESERVED_PREFIX):
@@ -274,6 +278,8 @@ class KVService:
             return HTTPResponse(503, {"error": f"{err}: the outcome is unknown, retry with the same seq"})
         result = future.response()
         assert isinstance(result, Result)
+        if result.error is not None:  # committed, refused by the state machine on every node, changed nothing
+            return HTTPResponse(409, {"error": result.error, "key": key, "index": future.index()})
         return HTTPResponse(200, {"key": key, "index": future.index(), "swapped": result.swapped,
                                   "duplicate": result.duplicate})
 
@@ -307,7 +313,10 @@ class KVService:
         return {
             "id": self.args.id, "state": str(raft.state()), "term": raft.current_term(), "leader": leader or None,
             "last_index": raft.last_index(), "commit_index": raft.commit_index(),
-            "applied_index": raft.applied_index(),
+            # What the state machine has finished applying, not what was handed to it.
+            "applied_index": raft.fsm_applied_index,
+            "healthy": raft.fsm_failure() is None and raft.state() != RaftState.Shutdown,
+            "fsm_error": raft.fsm_failure(),
             "configuration": configuration_to_dict(raft.get_configuration().configuration()),
         }
 
@@ -323,8 +332,8 @@ def command_from_body(key: str, body: Any) -> Command:
     client, seq = body.get("client", ""), body.get("seq", 0)
     if not isinstance(value, str) or not isinstance(expected, str):
         raise ValueError('"value" and "expected" must be strings')
-    if not isinstance(client, str) or not isinstance(seq, int) or isinstance(seq, bool) or seq < 0:
-        raise ValueError('"client" must be a string and "seq" a non-negative integer')
+    if not isinstance(client, str) or not isinstance(seq, int) or isinstance(seq, bool) or not 0 <= seq < 2**63:
+        raise ValueError('"client" must be a string and "seq" an integer from 0 to 2**63 - 1')
     return Command(op, key, value, expected, client, seq)
 
 

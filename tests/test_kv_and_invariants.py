@@ -7,9 +7,11 @@ from collections.abc import Callable
 
 import pytest
 
+from raft.errors import FSMError
 from raft.invariants import InvariantViolation
 from raft.kv import Command, KVError, KVStore, Result, read
 from raft.log import Log, LogType
+from raft.state import RaftState
 from raft.testing import Cluster
 
 Make = Callable[..., Cluster]
@@ -41,12 +43,15 @@ def test_a_retried_command_takes_effect_once() -> None:
     assert again.duplicate and (again.value, again.swapped) == (first.value, first.swapped)
 
 
-def test_an_out_of_order_sequence_number_is_refused() -> None:
-    """A command older than the session's last one is a client bug, reported clearly."""
+def test_an_out_of_order_sequence_number_is_refused_without_raising() -> None:
+    """A command older than the session's last one is answered with an error and changes nothing."""
     kv = KVStore()
     kv.apply(entry(1, Command("put", "x", "1", client="c1", seq=5)))
-    with pytest.raises(KVError, match="out of order"):
-        kv.apply(entry(2, Command("put", "x", "2", client="c1", seq=3)))
+    refused = kv.apply(entry(2, Command("put", "x", "2", client="c1", seq=3)))
+    assert refused.error is not None and "seq 3 after seq 5" in refused.error
+    assert kv.get("x") == "1" and kv.sessions["c1"][0] == 5
+    assert kv.apply(entry(3, Command("put", "x", "3", client="c1", seq=6))).error is None
+    assert kv.get("x") == "3"
 
 
 def test_snapshot_round_trip_keeps_data_and_sessions() -> None:
@@ -75,13 +80,87 @@ def test_snapshot_round_trip_keeps_data_and_sessions() -> None:
 
 @pytest.mark.parametrize("data", [b"", b"\x00garbage", Command("get", "x").encode()[:-1]])
 def test_malformed_commands_and_snapshots_are_refused(data: bytes) -> None:
-    """Bytes that are not a command, or not a snapshot, raise KVError and change nothing."""
+    """Bytes that are not a command are answered with an error; not a snapshot, KVError; nothing changes."""
     kv = KVStore()
-    with pytest.raises(KVError):
-        kv.apply(Log(1, 1, LogType.LogCommand, data))
+    result = kv.apply(Log(1, 1, LogType.LogCommand, data))
+    assert result.error is not None and "command" in result.error
     with pytest.raises(KVError):
         kv.restore(io.BytesIO(data))
     assert kv.data == {}
+
+
+def test_a_refused_command_is_no_poison_pill_even_across_a_full_restart(make: Make) -> None:
+    """seq 5 then seq 3 from one client: the second is refused on every node, and the cluster keeps working.
+
+    This froze a whole raft-kv cluster for good: every node's state machine
+    raised on the committed entry, and again after every restart.
+    """
+    c = make(3, fsm_factory=KVStore)
+    leader = c.node(c.wait_leader())
+    first = leader.apply(Command("put", "x", "a", client="app", seq=5).encode())
+    assert c.wait(first) is None
+    second = leader.apply(Command("put", "x", "b", client="app", seq=3).encode())
+    assert c.wait(second) is None
+    refused = second.response()
+    assert isinstance(refused, Result) and refused.error is not None
+    later = leader.apply(Command("append", "x", "!", client="other", seq=1).encode())
+    assert c.wait(later) is None
+    c.run_until(lambda c: all(c.node(i).fsm_applied_index >= later.index() for i in c.handles), timeout=5)
+    assert {c.node(i).fsm.get("x") for i in c.handles} == {"a!"}  # type: ignore[attr-defined]
+    for node_id in list(c.handles):
+        c.crash(node_id)
+    for node_id in list(c.handles):
+        c.restart(node_id)
+    leader = c.node(c.wait_leader())
+    after = leader.apply(Command("append", "x", "?", client="other", seq=2).encode())
+    assert c.wait(after) is None
+    c.run_until(lambda c: all(c.node(i).fsm_applied_index >= after.index() for i in c.handles), timeout=5)
+    assert {c.node(i).fsm.get("x") for i in c.handles} == {"a!?"}  # type: ignore[attr-defined]
+    assert not [e for e in c.events if e.kind == "fsm_failed"]
+
+
+class ExplodingFSM(KVStore):
+    """A user's state machine with a bug: it raises on the command "boom"."""
+
+    def apply(self, log: Log) -> Result:
+        if log.data == b"boom":
+            raise ZeroDivisionError("the application divided by zero")
+        return super().apply(log)
+
+
+def test_a_state_machine_that_raises_stops_its_node_loudly(make: Make) -> None:
+    """An exception from the FSM: an fsm_failed event, the caller gets FSMError, the node shuts down."""
+    c = make(3, fsm_factory=ExplodingFSM, check_invariants=False)
+    leader = c.node(c.wait_leader())
+    ok = leader.apply(Command("put", "x", "a").encode())
+    assert c.wait(ok) is None
+    boom = leader.apply(b"boom")
+    error = c.wait(boom)
+    assert isinstance(error, FSMError) and error.index == boom.index()
+    assert "ZeroDivisionError" in str(error)
+    assert leader.state() == RaftState.Shutdown
+    # The entry is committed, so the next leader applies it too, and stops as
+    # a Go process would panic; the last node alone can commit nothing more.
+    c.run_until(lambda c: sum(c.node(i).state() == RaftState.Shutdown for i in c.handles) == 2, timeout=30)
+    failed = [e for e in c.events if e.kind == "fsm_failed"]
+    assert len(failed) == 2 and failed[0].node == leader.local_id
+    assert {e["index"] for e in failed} == {boom.index()}
+    for node_id in c.handles:
+        raft = c.node(node_id)
+        assert raft.fsm_applied_index == ok.index()
+        if raft.state() == RaftState.Shutdown:
+            failure = raft.fsm_failure()
+            assert failure is not None and f"applying entry {boom.index()}" in failure
+        else:
+            assert raft.fsm_failure() is None
+
+
+def test_checker_reports_a_state_machine_failure(make: Make) -> None:
+    """With the invariant checker on, a state machine that raises fails the run."""
+    c = make(3, fsm_factory=ExplodingFSM)
+    c.node(c.wait_leader()).apply(b"boom")
+    with pytest.raises(InvariantViolation, match="state machine keeps applying violated"):
+        c.run_for(1)
 
 
 @pytest.mark.parametrize("through_log", [False, True], ids=["read-index", "through-log"])

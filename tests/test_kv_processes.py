@@ -175,10 +175,44 @@ def test_bad_requests_are_refused_and_the_node_keeps_serving(cluster: list[Node]
         base = f"http://{leader.http}"
         assert (await http_call("POST", f"{base}/kv/a", {"op": "explode"}))[0] == 400
         assert (await http_call("POST", f"{base}/kv/a", {"op": "put", "value": 7}))[0] == 400
+        assert (await http_call("POST", f"{base}/kv/a", {"op": "put", "value": "v", "seq": 2**64}))[0] == 400
         assert (await http_call("GET", f"{base}/nowhere"))[0] == 404
         assert (await http_call("POST", f"{base}/kv/a", {"op": "put", "value": "ok"}))[0] == 200
         code, answer = await http_call("GET", f"{base}/kv/a")
         assert (code, answer["value"]) == (200, "ok")
+
+    asyncio.run(scenario())
+
+
+def test_a_refused_write_is_answered_409_and_freezes_nothing(cluster: list[Node]) -> None:
+    """The request that froze raft-kv for good: seq 5, then seq 3 from the same client.
+
+    The second is refused at once with 409 on every node alike; writes and
+    reads go on, also after all three nodes are killed and restarted (the
+    refused entry is applied again at start, and refused again).
+    """
+
+    async def scenario() -> None:
+        leader = await wait_for_leader(cluster)
+        base = f"http://{leader.http}"
+        put = {"op": "put", "value": "a", "client": "app", "seq": 5}
+        assert (await http_call("POST", f"{base}/kv/x", put))[0] == 200
+        code, answer = await http_call("POST", f"{base}/kv/x", {**put, "value": "b", "seq": 3})
+        assert code == 409 and "seq 3 after seq 5" in answer["error"]
+        code, answer = await http_call("POST", f"{base}/kv/x", {"op": "append", "value": "!", "client": "app",
+                                                                "seq": 6})
+        assert code == 200
+        last_write = answer["index"]
+        for node in cluster:
+            node.kill(signal.SIGKILL)
+        for node in cluster:
+            node.start()
+        leader = await wait_for_leader(cluster)
+        answer = await request(cluster, "GET", "/kv/x", None, random.Random(1), time.monotonic() + 20)
+        assert answer is not None and answer["value"] == "a!"
+        info = await status(leader)
+        assert info is not None and info["healthy"] is True and info["fsm_error"] is None
+        assert info["applied_index"] >= last_write
 
     asyncio.run(scenario())
 

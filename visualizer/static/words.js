@@ -185,6 +185,11 @@ const Words = (() => {
         };
       case "restore":
         return { text: `${n}'s state machine is replaced by the snapshot up to entry ${ev.index} (term ${ev.term})`, reason };
+      case "fsm_failed":
+        return {
+          text: `${n}'s state machine raised an exception at entry ${ev.index}: ${n} stops`,
+          reason: reason || `${ev.error}. Like a panic in a Go FSM, this stops the server: a state machine in an unknown state must not apply more entries`,
+        };
       case "timeout_now_refused":
         return { text: `${n} refuses a TimeoutNow from ${ev.leader} of term ${ev.term}`, reason };
       default: {
