@@ -54,7 +54,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, TextIO
-from urllib.parse import parse_qs, urlsplit
+from urllib.parse import parse_qs, quote, unquote, urlsplit
 
 from raft.api import Raft, bootstrap_cluster, has_existing_state, new_raft
 from raft.config import Config
@@ -69,7 +69,9 @@ from raft.state import RaftState
 from raft.tcp_transport import new_tcp_transport, split_host_port
 
 MAX_BODY = 1 << 20  # a client request body larger than this is refused
+STREAM_LIMIT = 1 << 16  # asyncio's default line limit: a longer request line or header is refused
 REQUEST_TIMEOUT = 10.0  # seconds a client request may wait for Raft
+SHUTDOWN_GRACE = 2.0  # seconds in-flight requests get to be answered after Raft has shut down
 RESERVED_PREFIX = "raft-kv/"  # keys the service keeps for itself (HTTP addresses of members)
 
 
@@ -128,6 +130,7 @@ class KVService:
         self.trace: TextIO | None = None
         self.stores: list[SQLiteStore] = []
         self.logger = logging.getLogger(f"raft-kv.{args.id}")
+        self.handlers: set[asyncio.Task[Any]] = set()  # HTTP requests being served
 
     # -- start and stop ----------------------------------------------------------------
 
@@ -162,11 +165,21 @@ class KVService:
             asyncio.get_running_loop().create_task(self._join(args.join))
 
     async def stop(self) -> None:
-        """Clean shutdown (SIGTERM): stop serving, shut Raft down, close the stores."""
+        """Clean shutdown (SIGTERM): stop serving, shut Raft down, answer what is in flight, close the stores.
+
+        Requests waiting for Raft when it shuts down are answered 503 (their
+        futures fail with ErrRaftShutdown); a client still sending its
+        request after a grace period is disconnected.
+        """
         self.http_server.close()
         if self.raft is not None:
             await self.raft.shutdown().error()
             await self.transport.wait_closed()
+        if self.handlers:
+            _, late = await asyncio.wait(set(self.handlers), timeout=SHUTDOWN_GRACE)
+            for task in late:
+                task.cancel()
+            await asyncio.gather(*late, return_exceptions=True)
         for store in self.stores:
             store.close()
         if self.trace is not None:
@@ -195,6 +208,10 @@ class KVService:
     # -- HTTP ---------------------------------------------------------------------------
 
     async def _serve_http(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.current_task()
+        if task is not None:
+            self.handlers.add(task)
+            task.add_done_callback(self.handlers.discard)
         try:
             try:
                 async with asyncio.timeout(REQUEST_TIMEOUT):
@@ -212,6 +229,8 @@ class KVService:
             await write_http_response(writer, response)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
+        except asyncio.CancelledError:
+            pass  # shutting down: this client was still sending its request
         finally:
             writer.close()
 
@@ -224,7 +243,10 @@ class KVService:
         if failure is not None:
             return HTTPResponse(503, {"error": f"this node has stopped: {failure}"})
         if path.startswith("/kv/"):
-            key = path[len("/kv/"):]
+            try:
+                key = unquote(path[len("/kv/"):], errors="strict")  # /kv/a%20b is the key "a b"
+            except UnicodeDecodeError:
+                return HTTPResponse(400, {"error": "a key must be valid UTF-8 once percent-decoded"})
             if not key or key.startswith(RESERVED_PREFIX):
                 return HTTPResponse(400, {"error": f"invalid key {key!r}"})
             if request.method == "GET":
@@ -253,7 +275,7 @@ class KVService:
         try:
             value = await read(self.raft, key, through_log=through_log, timeout=REQUEST_TIMEOUT)
         except ErrNotLeader:
-            return self._not_leader(f"/kv/{key}")
+            return self._not_leader("/kv/" + quote(key, safe=""))
         except RaftError as err:
             return HTTPResponse(503, {"error": str(err)})
         return HTTPResponse(200, {"key": key, "value": value})
@@ -265,7 +287,7 @@ class KVService:
         except ValueError as invalid:
             return HTTPResponse(400, {"error": str(invalid)})
         if self.raft.state() != RaftState.Leader:
-            return self._not_leader(f"/kv/{key}")
+            return self._not_leader("/kv/" + quote(key, safe=""))
         future = self.raft.apply(command.encode(), timeout=REQUEST_TIMEOUT)
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT):
@@ -273,7 +295,7 @@ class KVService:
         except TimeoutError:
             return HTTPResponse(503, {"error": "timed out: the outcome is unknown, retry with the same seq"})
         if isinstance(err, ErrNotLeader):
-            return self._not_leader(f"/kv/{key}")
+            return self._not_leader("/kv/" + quote(key, safe=""))
         if err is not None:
             return HTTPResponse(503, {"error": f"{err}: the outcome is unknown, retry with the same seq"})
         result = future.response()
@@ -284,19 +306,40 @@ class KVService:
                                   "duplicate": result.duplicate})
 
     async def _membership(self, body: Any, join: bool) -> HTTPResponse:
+        """Add (``/join``) or remove (``/leave``) a server, after checking the request against the configuration.
+
+        Nothing reaches the log unless the request makes sense: a well-formed
+        ID, host:port addresses, no second server on an address already in
+        use, no removal of a server that is not a member. A join of a server
+        already present with the same address is answered 200 at once.
+        """
         assert self.raft is not None
-        if not isinstance(body, dict) or not isinstance(body.get("id"), str) or not body["id"]:
-            return HTTPResponse(400, {"error": "expected a JSON object with a non-empty \"id\""})
-        if join and (not isinstance(body.get("address"), str) or not isinstance(body.get("http", ""), str)):
-            return HTTPResponse(400, {"error": "a join needs \"address\" (host:port for Raft) and \"http\""})
+        try:
+            member = membership_from_body(body, join)
+        except ValueError as invalid:
+            return HTTPResponse(400, {"error": str(invalid)})
         if self.raft.state() != RaftState.Leader:
             return self._not_leader("/join" if join else "/leave")
+        servers = {s.id: s.address for s in self.raft.get_configuration().configuration().servers}
         if join:
-            if body.get("http"):
-                self.http_peers[body["id"]] = body["http"]
-            future = self.raft.add_voter(body["id"], body["address"], timeout=REQUEST_TIMEOUT)
+            taken = [i for i, address in servers.items() if address == member.address and i != member.id]
+            if taken:
+                return HTTPResponse(409, {"error": f"address {member.address} already belongs to {taken[0]}"})
+            if servers.get(member.id) not in (None, member.address):
+                return HTTPResponse(409, {"error": f"{member.id} is already a member at {servers[member.id]}; "
+                                                   "remove it first to move it"})
+            if servers.get(member.id) == member.address:
+                if member.http:
+                    self.http_peers[member.id] = member.http
+                return HTTPResponse(200, {"index": None, "already": True})  # nothing to write
+        elif member.id not in servers:
+            return HTTPResponse(404, {"error": f"{member.id} is not a member of the cluster"})
+        if join:
+            if member.http:
+                self.http_peers[member.id] = member.http
+            future = self.raft.add_voter(member.id, member.address, timeout=REQUEST_TIMEOUT)
         else:
-            future = self.raft.remove_server(body["id"], timeout=REQUEST_TIMEOUT)
+            future = self.raft.remove_server(member.id, timeout=REQUEST_TIMEOUT)
         try:
             async with asyncio.timeout(REQUEST_TIMEOUT):
                 err = await future.error()
@@ -321,6 +364,43 @@ class KVService:
         }
 
 
+@dataclass(frozen=True)
+class Member:
+    """A validated ``/join`` or ``/leave`` request."""
+
+    id: str
+    address: str = ""  # Raft host:port (joins only)
+    http: str = ""  # HTTP host:port, for redirects (optional)
+
+
+MAX_ID = 64  # characters in a server ID
+
+
+def membership_from_body(body: Any, join: bool) -> Member:
+    """Validate a membership request body; raise ValueError with a message for the client."""
+    if not isinstance(body, dict):
+        raise ValueError('expected a JSON object with "id"' + (', "address" and "http"' if join else ""))
+    server_id = body.get("id")
+    if (not isinstance(server_id, str) or not server_id or len(server_id) > MAX_ID or not server_id.isprintable()
+            or any(c.isspace() for c in server_id)):
+        raise ValueError(f'"id" must be 1 to {MAX_ID} printable characters without spaces')
+    if not join:
+        return Member(server_id)
+    address, http = body.get("address"), body.get("http", "")
+    if not isinstance(address, str) or not isinstance(http, str):
+        raise ValueError('a join needs "address" (host:port for Raft) and optionally "http" (host:port), as strings')
+    for name, value in (("address", address), ("http", http)):
+        if name == "http" and not value:
+            continue
+        try:
+            host, port = split_host_port(value)
+        except RaftError as err:
+            raise ValueError(f'"{name}": {err}') from None
+        if not host or not 0 < port < 65536:
+            raise ValueError(f'"{name}" {value!r} needs a host and a port from 1 to 65535')
+    return Member(server_id, address, http)
+
+
 def command_from_body(key: str, body: Any) -> Command:
     """Validate a write request body; raise ValueError with a message for the client."""
     if not isinstance(body, dict):
@@ -343,16 +423,27 @@ class HTTPError(Exception):
         self.status = status
 
 
+async def _read_line(reader: asyncio.StreamReader, status: int, what: str) -> str:
+    """One CRLF-terminated line; HTTPError(status) if it is longer than the stream's limit (64 KiB)."""
+    try:
+        line = await reader.readline()
+    except (ValueError, asyncio.LimitOverrunError):  # readline turns LimitOverrunError into ValueError
+        raise HTTPError(status, f"{what} longer than {STREAM_LIMIT} bytes") from None
+    return line.decode("latin-1").rstrip("\r\n")
+
+
 async def read_http_request(reader: asyncio.StreamReader) -> HTTPRequest:
     """Parse one HTTP/1.x request; raise HTTPError for anything malformed."""
-    line = (await reader.readline()).decode("latin-1").rstrip("\r\n")
+    line = await _read_line(reader, 414, "request line")
     parts = line.split(" ")
     if len(parts) != 3 or not parts[2].startswith("HTTP/1."):
         raise HTTPError(400, "malformed request line")
     method, target, _ = parts
+    if not target.isascii():
+        raise HTTPError(400, "the request target must be ASCII (percent-encode other characters)")
     headers: dict[str, str] = {}
     for _ in range(100):
-        header = (await reader.readline()).decode("latin-1").rstrip("\r\n")
+        header = await _read_line(reader, 431, "header line")
         if not header:
             break
         name, sep, value = header.partition(":")
@@ -361,11 +452,11 @@ async def read_http_request(reader: asyncio.StreamReader) -> HTTPRequest:
         headers[name.strip().lower()] = value.strip()
     else:
         raise HTTPError(400, "too many headers")
-    try:
-        length = int(headers.get("content-length", "0"))
-    except ValueError:
-        raise HTTPError(400, "bad Content-Length") from None
-    if length < 0 or length > MAX_BODY:
+    text = headers.get("content-length", "0")
+    if not text.isdigit():  # also refuses a sign: "-5" is no length
+        raise HTTPError(400, f"bad Content-Length {text[:20]!r}")
+    length = int(text)
+    if length > MAX_BODY:
         raise HTTPError(413, f"body larger than {MAX_BODY} bytes")
     raw = await reader.readexactly(length) if length else b""
     body: Any = None
@@ -374,6 +465,8 @@ async def read_http_request(reader: asyncio.StreamReader) -> HTTPRequest:
             body = json.loads(raw)
         except (ValueError, UnicodeDecodeError):
             raise HTTPError(400, "the body is not valid JSON") from None
+        except RecursionError:
+            raise HTTPError(400, "the body's JSON is nested too deeply") from None
     url = urlsplit(target)
     return HTTPRequest(method, url.path, parse_qs(url.query), body)
 

@@ -217,6 +217,81 @@ def test_a_refused_write_is_answered_409_and_freezes_nothing(cluster: list[Node]
     asyncio.run(scenario())
 
 
+async def raw_exchange(node: Node, raw: bytes) -> bytes:
+    """Send raw bytes to a node's HTTP port; the status line it answers."""
+    host, port = node.http.split(":")
+    reader, writer = await asyncio.open_connection(host, int(port), limit=1 << 20)
+    try:
+        writer.write(raw)
+        await writer.drain()
+        return await reader.readline()
+    finally:
+        writer.close()
+
+
+def test_hostile_requests_get_clear_4xx_answers(cluster: list[Node]) -> None:
+    """Oversized lines, deep JSON, negative lengths, bad keys and bad membership requests: each a 4xx."""
+
+    async def scenario() -> None:
+        leader = await wait_for_leader(cluster)
+        base = f"http://{leader.http}"
+        long_line = b"GET /kv/" + b"a" * 70_000 + b" HTTP/1.1\r\n\r\n"
+        assert b" 414 " in await raw_exchange(leader, long_line)
+        long_header = b"GET /kv/a HTTP/1.1\r\nX-Junk: " + b"b" * 70_000 + b"\r\n\r\n"
+        assert b" 431 " in await raw_exchange(leader, long_header)
+        assert b" 400 " in await raw_exchange(leader, b"POST /kv/a HTTP/1.1\r\nContent-Length: -5\r\n\r\n")
+        deep = b"[" * 100_000 + b"]" * 100_000
+        request = b"POST /kv/a HTTP/1.1\r\nContent-Length: %d\r\n\r\n" % len(deep) + deep
+        assert b" 400 " in await raw_exchange(leader, request)
+        assert b" 400 " in await raw_exchange(leader, b"GET /kv/%FF HTTP/1.1\r\n\r\n")
+        code, answer = await http_call("POST", f"{base}/kv/a%20b", {"op": "put", "value": "spaced"})
+        assert (code, answer["key"]) == (200, "a b")
+        assert (await http_call("GET", f"{base}/kv/a%20b"))[1]["value"] == "spaced"
+        for body in ({"id": "n9", "address": "not-an-address"}, {"id": "n9", "address": ":7000"},
+                     {"id": "n9", "address": "127.0.0.1:0"}, {"id": "", "address": "127.0.0.1:7000"},
+                     {"id": "n 9", "address": "127.0.0.1:7000"}, {"id": "n9", "address": "127.0.0.1:7000", "http": 5},
+                     ["n9"]):
+            code, answer = await http_call("POST", f"{base}/join", body)
+            assert code == 400, (body, code, answer)
+        member = next(n for n in cluster if n is not leader)
+        taken = member.args[member.args.index("--bind") + 1]
+        assert (await http_call("POST", f"{base}/join", {"id": "n9", "address": taken}))[0] == 409
+        assert (await http_call("POST", f"{base}/leave", {"id": "n9"}))[0] == 404
+        info = await status(leader)
+        assert info is not None and len(info["configuration"]["servers"]) == 3, "nothing was added"
+        assert (await http_call("POST", f"{base}/kv/a", {"op": "put", "value": "still fine"}))[0] == 200
+
+    asyncio.run(scenario())
+
+
+def test_sigterm_answers_requests_in_flight(cluster: list[Node]) -> None:
+    """A write waiting for a quorum when SIGTERM arrives is answered 503, and the node exits cleanly."""
+
+    async def scenario() -> tuple[Node, int, dict[str, Any]]:
+        leader = await wait_for_leader(cluster)
+        followers = [n for n in cluster if n is not leader]
+        for node in followers:
+            assert node.proc is not None
+            node.proc.send_signal(signal.SIGSTOP)
+        try:
+            write = asyncio.create_task(http_call("POST", f"http://{leader.http}/kv/a", {"op": "put", "value": "v"},
+                                                  timeout=15))
+            await asyncio.sleep(0.1)
+            assert leader.proc is not None
+            leader.proc.send_signal(signal.SIGTERM)
+            return (leader, *await write)
+        finally:
+            for node in followers:
+                assert node.proc is not None
+                node.proc.send_signal(signal.SIGCONT)
+
+    leader, code, answer = asyncio.run(scenario())
+    assert code == 503 and "error" in answer
+    assert leader.proc is not None and leader.proc.wait(timeout=10) == 0
+    log = leader.log.read_text()
+    assert "Traceback" not in log and "CancelledError" not in log
+
+
 def test_sigterm_shuts_down_cleanly(cluster: list[Node]) -> None:
     """SIGTERM makes a node stop within seconds with exit status 0."""
     asyncio.run(wait_for_leader(cluster))
