@@ -17,6 +17,7 @@ future.error()`` waits for the outcome, as Go's ``Error()`` blocks.
 from __future__ import annotations
 
 import asyncio
+import heapq
 import logging
 import random
 from dataclasses import replace
@@ -312,6 +313,8 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
         self.fsm_enqueued_index = 0
         self.fsm_applied_index = 0
         self.fsm_error = None
+        self._applied_waiters: list[tuple[int, int, asyncio.Future[None]]] = []  # heap: (index, seq, future)
+        self._applied_waiter_seq = 0
 
         self._restore_from_stores()
         trans.set_heartbeat_handler(self.process_heartbeat)
@@ -355,6 +358,7 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
             if not self.try_restore_single_snapshot(meta):
                 continue
             self.set_last_applied(meta.index)
+            self.fsm_applied_index = self.fsm_enqueued_index = meta.index  # the FSM now holds the snapshot's state
             self.set_last_snapshot(meta.index, meta.term)
             self.set_committed_configuration(meta.configuration, meta.configuration_index)
             self.set_latest_configuration(meta.configuration, meta.configuration_index)
@@ -628,6 +632,44 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
     def applied_index(self) -> int:
         """The last index handed to the FSM task (Mirrors: AppliedIndex)."""
         return self.get_last_applied()
+
+    async def wait_applied(self, index: int, timeout: float) -> bool:
+        """Wait until the state machine has applied ``index`` (or restored past it); False on timeout or shutdown.
+
+        Differs: not in hashicorp, whose applications poll or keep their own
+        index. The FSM task wakes the waiters as it finishes each batch (and
+        ``process_logs`` when it passes entries that never reach the FSM, such
+        as a leader's no-op), so a read-index read (kv.read) answers the
+        moment its index is applied, without polling.
+        """
+        if self._fsm_reflects(index):
+            return True
+        if self.shutdown_ch.closed or timeout <= 0:
+            return False
+        future: asyncio.Future[None] = self.loop.create_future()
+        self._applied_waiter_seq += 1
+        heapq.heappush(self._applied_waiters, (index, self._applied_waiter_seq, future))
+        try:
+            async with asyncio.timeout(timeout):
+                await future
+        except TimeoutError:
+            return False
+        return self._fsm_reflects(index)
+
+    def _fsm_reflects(self, index: int) -> bool:
+        """Has the state machine seen every entry up to ``index`` that was meant for it?"""
+        if self.fsm_applied_index >= index:
+            return True
+        # Entries after the last one handed to the FSM (no-ops) need no applying.
+        return self.get_last_applied() >= index and self.fsm_applied_index >= self.fsm_enqueued_index
+
+    def _wake_applied(self, everyone: bool = False) -> None:
+        """Wake every ``wait_applied`` whose index the state machine has now reached (all of them: at shutdown)."""
+        waiters = self._applied_waiters
+        while waiters and (everyone or self._fsm_reflects(waiters[0][0])):
+            future = heapq.heappop(waiters)[2]
+            if not future.done():
+                future.set_result(None)
 
     def fsm_failure(self) -> str | None:
         """Why the state machine stopped this node, or None while it is healthy.

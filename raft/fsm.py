@@ -110,6 +110,7 @@ class FSMRunner:
             case, request = await select([self.fsm_mutate_ch, self.fsm_snapshot_ch, self.shutdown_ch], self.rng)
             if case is self.shutdown_ch:
                 self._fsm_drain_on_shutdown(state)
+                self._wake_applied(everyone=True)
                 return
             if case is self.fsm_snapshot_ch:
                 self._fsm_snapshot(state, request)
@@ -120,8 +121,11 @@ class FSMRunner:
                     self._fsm_apply_batch(state, request)
                 except FSMError as failure:
                     self._fsm_fail(request, failure)
+                    self._wake_applied(everyone=True)
                     return
                 self.fsm_applied_index = request[-1].log.index
+                if self._applied_waiters:
+                    self._wake_applied()
 
     def _fsm_drain_on_shutdown(self: Raft, state: _FSMProgress) -> None:
         """Apply the committed batches already queued, so their callers get answers.
@@ -220,6 +224,9 @@ class FSMRunner:
         finally:
             source.close()
         state.last_index, state.last_term = meta.index, meta.term
+        self.fsm_applied_index = max(self.fsm_applied_index, meta.index)
+        if self._applied_waiters:
+            self._wake_applied()
         self.events.emit("restore", "run_fsm", index=meta.index, term=meta.term, id=request.id)
         request.respond(None)
 

@@ -29,7 +29,8 @@ Reads. ``read`` offers two ways, both linearizable:
   has committed an entry of its own term (its no-op), so its commit index is
   at least as high as any committed entry; (2) notes that commit index;
   (3) confirms with a quorum that it is still leader (``verify_leader``);
-  (4) waits until it has applied up to the noted index; then reads its state
+  (4) waits until its state machine has applied the noted index (the FSM
+  task wakes the reader: ``Raft.wait_applied``); then reads its state
   machine. No log entry, no disk write.
 
 Mirrors: nothing in hashicorp/raft, which leaves the application to the user.
@@ -43,7 +44,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO
 
 import msgpack
 
-from raft.errors import ErrNotLeader, RaftError
+from raft.errors import ErrNotLeader, ErrRaftShutdown, RaftError
 from raft.log import Log
 from raft.snapshot import SnapshotSink
 
@@ -223,10 +224,11 @@ async def read(raft: Raft, key: str, *, through_log: bool = False, timeout: floa
     err = await raft.verify_leader().error()  # (3)
     if err is not None:
         raise err
-    while raft.applied_index() < read_index or raft.fsm_pending_applies():  # (4)
-        if raft.now() >= deadline:
-            raise RaftError("read timed out waiting for the state machine")
-        await asyncio.sleep(raft.config().commit_timeout)
+    # (4) The FSM task wakes us the moment it has applied read_index: no polling.
+    if not await raft.wait_applied(read_index, deadline - raft.now()):
+        if raft.shutdown_ch.closed:
+            raise ErrRaftShutdown()
+        raise RaftError("read timed out waiting for the state machine")
     fsm = raft.fsm
     assert isinstance(fsm, KVStore)
     return fsm.get(key)

@@ -947,6 +947,8 @@ class RaftLoops:
         if batch:
             await self._apply_batch(batch)
         self.set_last_applied(index)
+        if self._applied_waiters:  # a reader may wait on entries that never reach the FSM (Raft.wait_applied)
+            self._wake_applied()
 
     async def _apply_batch(self: Raft, batch: list[CommitTuple]) -> None:
         """Hand one batch to the FSM task, waiting for room (Mirrors: processLogs' applyBatch)."""

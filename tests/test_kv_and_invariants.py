@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import io
 from collections.abc import Callable
 
@@ -299,3 +300,47 @@ def test_checker_reports_a_restore_that_goes_back(make: Make) -> None:
     c.events.emit(follower, "restore", "forged", index=1, term=1, id="forged")
     with pytest.raises(InvariantViolation, match="was restored to index 1"):
         c.run_for(0.1)
+
+
+def test_a_read_waits_for_its_own_index_not_for_the_whole_backlog(make: Make) -> None:
+    """Read index: the reader is woken once its index is applied, while later writes are still being applied.
+
+    Reads used to poll until the state machine's queue was empty, so under a
+    steady stream of writes they waited for writes that came after them.
+    """
+    c = make(3, fsm_factory=KVStore)
+    leader = c.node(c.wait_leader())
+    assert c.wait(leader.apply(Command("put", "k", "v").encode())) is None
+    c.slow_state_machine(leader.local_id, 0.01)
+    before = [leader.apply(Command("append", "other", "x").encode()) for _ in range(1000)]
+    c.run_until(lambda c: leader.commit_index() >= before[-1].index() > 0, timeout=10)
+    after = [leader.apply(Command("append", "other", "y").encode()) for _ in range(1000)]
+    assert c.run_coro(read(leader, "k")) == "v"
+    assert all(future.done for future in before), "a read sees every write committed before it"
+    assert not all(future.done for future in after), "the read must not wait for writes made after it"
+    c.run_until(lambda c: all(future.done for future in after), timeout=30)
+
+
+def test_a_read_on_a_new_leader_is_woken_by_its_no_op(make: Make) -> None:
+    """The no-op never reaches the state machine; a read waiting for its index is still woken at once."""
+    c = make(3, fsm_factory=KVStore)
+    leader = c.node(c.wait_leader())
+    started = c.now
+    assert c.run_coro(read(leader, "k")) == ""
+    assert c.now - started < 0.1
+
+
+def test_wait_applied_gives_up_at_shutdown(make: Make) -> None:
+    """A reader waiting for an index the state machine will never reach is released by shutdown."""
+    c = make(3, fsm_factory=KVStore)
+    leader = c.node(c.wait_leader())
+
+    async def wait_then_shut_down() -> bool:
+        waiting = asyncio.ensure_future(leader.wait_applied(10_000, timeout=60))
+        await asyncio.sleep(0.05)
+        leader.shutdown()
+        return await waiting
+
+    started = c.now
+    assert c.run_coro(wait_then_shut_down()) is False
+    assert c.now - started < 1
