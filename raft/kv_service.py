@@ -71,6 +71,7 @@ from raft.tcp_transport import new_tcp_transport, split_host_port
 MAX_BODY = 1 << 20  # a client request body larger than this is refused
 STREAM_LIMIT = 1 << 16  # asyncio's default line limit: a longer request line or header is refused
 REQUEST_TIMEOUT = 10.0  # seconds a client request may wait for Raft
+RETRY_AFTER = "1"  # seconds, in the Retry-After header of a 503 while there is no leader
 SHUTDOWN_GRACE = 2.0  # seconds in-flight requests get to be answered after Raft has shut down
 RESERVED_PREFIX = "raft-kv/"  # keys the service keeps for itself (HTTP addresses of members)
 
@@ -261,13 +262,24 @@ class KVService:
         return HTTPResponse(404, {"error": f"no such endpoint: {request.method} {path}"})
 
     def _not_leader(self, path: str) -> HTTPResponse:
-        assert self.raft is not None
-        _, leader = self.raft.leader_with_id()
+        """Send the client to the leader: 307 to a leader heard from lately, else 503 with Retry-After.
+
+        A follower keeps its leader's ID until its own heartbeat timeout
+        fires; redirecting to a leader silent for longer than the lease
+        would send clients to a dead node again and again.
+        """
+        raft = self.raft
+        assert raft is not None
+        _, leader = raft.leader_with_id()
+        contact = raft.last_contact()
+        if leader and leader != self.args.id and (
+                contact is None or raft.now() - contact > raft.config().leader_lease_timeout):
+            leader = ""  # not heard from within the lease: probably gone
         url = self.http_peers.get(leader) if leader else None
         if url is not None and leader != self.args.id:
             return HTTPResponse(307, {"error": "not leader", "leader": leader},
                                 {"Location": f"http://{url}{path}"})
-        return HTTPResponse(503, {"error": "not leader", "leader": leader or None})
+        return HTTPResponse(503, {"error": "not leader", "leader": leader or None}, {"Retry-After": RETRY_AFTER})
 
     async def _get(self, key: str, request: HTTPRequest) -> HTTPResponse:
         assert self.raft is not None

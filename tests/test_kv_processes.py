@@ -264,6 +264,36 @@ def test_hostile_requests_get_clear_4xx_answers(cluster: list[Node]) -> None:
     asyncio.run(scenario())
 
 
+def test_followers_stop_redirecting_to_a_dead_leader(cluster: list[Node]) -> None:
+    """Once the leader has been silent for longer than the lease, a follower answers 503 with Retry-After."""
+
+    async def scenario() -> tuple[bytes, bytes]:
+        leader = await wait_for_leader(cluster)
+        follower = next(n for n in cluster if n is not leader)
+        request = b"GET /kv/a HTTP/1.1\r\nContent-Length: 0\r\n\r\n"
+        before = await raw_response(follower, request)
+        leader.kill(signal.SIGKILL)
+        await asyncio.sleep(0.7)  # past the 0.5 s lease, before the 1 s heartbeat timeout ends the term
+        return before, await raw_response(follower, request)
+
+    before, after = asyncio.run(scenario())
+    assert before.startswith(b"HTTP/1.1 307"), before
+    assert after.startswith(b"HTTP/1.1 503"), after
+    assert b"\r\nRetry-After: 1\r\n" in after
+
+
+async def raw_response(node: Node, raw: bytes) -> bytes:
+    """Send raw bytes to a node's HTTP port; its whole answer, headers and body."""
+    host, port = node.http.split(":")
+    reader, writer = await asyncio.open_connection(host, int(port))
+    try:
+        writer.write(raw)
+        await writer.drain()
+        return await reader.read()
+    finally:
+        writer.close()
+
+
 def test_sigterm_answers_requests_in_flight(cluster: list[Node]) -> None:
     """A write waiting for a quorum when SIGTERM arrives is answered 503, and the node exits cleanly."""
 
