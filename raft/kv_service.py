@@ -27,6 +27,7 @@ HTTP API (JSON bodies; every answer is a JSON object):
 ``POST /join``              ``{"id", "address", "http"}``: add a voter (on the leader)
 ``POST /leave``             ``{"id"}``: remove a server
 ``GET  /status``            role, term, indexes, leader, configuration, health
+``GET  /metrics``           the figures an operator watches, in the Prometheus text format
 ==========================  ====================================================================
 
 A node that is not the leader answers a client request with ``307`` and the
@@ -63,6 +64,7 @@ from raft.errors import ErrCantBootstrap, ErrNotLeader, RaftError
 from raft.events import Event, EventLog
 from raft.file_snapshot import FileSnapshotStore
 from raft.kv import Command, KVStore, Result, read
+from raft.kv_metrics import MetricsCollector
 from raft.log_cache import LogCache
 from raft.sqlite_store import SQLiteStore
 from raft.state import RaftState
@@ -112,11 +114,12 @@ class HTTPResponse:
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    text: bytes | None = None  # sent as is (text/plain) instead of ``body`` as JSON
 
 
 REASONS = {200: "OK", 307: "Temporary Redirect", 400: "Bad Request", 404: "Not Found", 405: "Method Not Allowed",
-           408: "Request Timeout", 409: "Conflict", 413: "Payload Too Large", 500: "Internal Server Error",
-           503: "Service Unavailable"}
+           408: "Request Timeout", 409: "Conflict", 413: "Payload Too Large", 414: "URI Too Long",
+           431: "Request Header Fields Too Large", 500: "Internal Server Error", 503: "Service Unavailable"}
 
 
 class KVService:
@@ -132,6 +135,7 @@ class KVService:
         self.stores: list[SQLiteStore] = []
         self.logger = logging.getLogger(f"raft-kv.{args.id}")
         self.handlers: set[asyncio.Task[Any]] = set()  # HTTP requests being served
+        self.metrics = MetricsCollector(args.id)
 
     # -- start and stop ----------------------------------------------------------------
 
@@ -139,10 +143,10 @@ class KVService:
         args = self.args
         data_dir = Path(args.data_dir)
         data_dir.mkdir(parents=True, exist_ok=True)
-        events = None
+        events = EventLog(time.time, keep=False)  # listeners only: metrics, and the trace file if asked
+        events.subscribe(self.metrics.on_event)
         if args.trace:
             self.trace = open(args.trace, "a", encoding="utf-8")  # noqa: SIM115 - closed in stop()
-            events = EventLog(time.time, keep=False)
             events.subscribe(self._write_trace)
         store = SQLiteStore(data_dir / "raft.db")
         self.stores.append(store)
@@ -158,6 +162,7 @@ class KVService:
             with contextlib.suppress(ErrCantBootstrap):
                 bootstrap_cluster(config, logs, store, snapshots, transport, Configuration(servers))
         self.raft = new_raft(config, KVStore(), logs, store, snapshots, transport, events=events)
+        self.metrics.attach(self.raft, transport)
         server = await asyncio.start_server(self._serve_http, *split_host_port(args.http))
         self.http_server = server
         print(f"raft-kv {args.id}: raft on {transport.local_addr()}, http on {args.http}, data in {data_dir}",
@@ -222,11 +227,14 @@ class KVService:
             except TimeoutError:
                 response = HTTPResponse(408, {"error": "request not received in time"})
             else:
+                started = time.perf_counter()
                 try:
                     response = await self._route(request)
                 except Exception as err:  # a bug must not take the node down: report it to the client
                     self.logger.exception("error handling %s %s", request.method, request.path)
                     response = HTTPResponse(500, {"error": f"internal error: {err}"})
+                self.metrics.requests.labels(request_kind(request)).observe(time.perf_counter() - started)
+            self.metrics.responses.labels(str(response.status)).inc()
             await write_http_response(writer, response)
         except (ConnectionError, asyncio.IncompleteReadError):
             pass
@@ -239,6 +247,8 @@ class KVService:
         path = request.path
         if path == "/status" and request.method == "GET":
             return HTTPResponse(200, self.status())
+        if path == "/metrics" and request.method == "GET":
+            return HTTPResponse(200, {}, text=self.metrics.render())
         assert self.raft is not None
         failure = self.raft.fsm_failure()
         if failure is not None:
@@ -413,6 +423,14 @@ def membership_from_body(body: Any, join: bool) -> Member:
     return Member(server_id, address, http)
 
 
+def request_kind(request: HTTPRequest) -> str:
+    """How ``/metrics`` files a request: read, write, join, leave, status, metrics or other."""
+    if request.path.startswith("/kv/"):
+        return {"GET": "read", "POST": "write"}.get(request.method, "other")
+    name = request.path.strip("/")
+    return name if name in ("join", "leave", "status", "metrics") else "other"
+
+
 def command_from_body(key: str, body: Any) -> Command:
     """Validate a write request body; raise ValueError with a message for the client."""
     if not isinstance(body, dict):
@@ -484,9 +502,12 @@ async def read_http_request(reader: asyncio.StreamReader) -> HTTPRequest:
 
 
 async def write_http_response(writer: asyncio.StreamWriter, response: HTTPResponse) -> None:
-    payload = json.dumps(response.body).encode()
+    if response.text is not None:
+        payload, kind = response.text, "text/plain; version=0.0.4; charset=utf-8"  # Prometheus' text format
+    else:
+        payload, kind = json.dumps(response.body).encode(), "application/json"
     head = [f"HTTP/1.1 {response.status} {REASONS.get(response.status, 'Unknown')}",
-            "Content-Type: application/json", f"Content-Length: {len(payload)}", "Connection: close"]
+            f"Content-Type: {kind}", f"Content-Length: {len(payload)}", "Connection: close"]
     head += [f"{name}: {value}" for name, value in response.headers.items()]
     writer.write(("\r\n".join(head) + "\r\n\r\n").encode("latin-1") + payload)
     await writer.drain()

@@ -276,6 +276,11 @@ class NetworkTransport:
         self.handlers: dict[int, tuple[asyncio.Task[Any], asyncio.StreamWriter]] = {}
         self.pipelines: list[NetPipeline] = []  # open pipelines, closed by close
         self._next_handler = 0
+        # RPC counts by request type, for an operator's metrics (raft-kv's /metrics).
+        # Differs: Go's transport keeps none; hashicorp times each RPC in raft.go.
+        self.rpcs_received: dict[str, int] = {}
+        self.rpcs_sent: dict[str, int] = {}
+        self.rpcs_failed: dict[str, int] = {}
         self.listen_task = self.routines.go(self.listen(), "listen")
         # Close the listener only once the accept loop is gone, so no accept is
         # ever left waiting on a closed socket.
@@ -415,15 +420,22 @@ class NetworkTransport:
         what is still in it. One whose peer answered, even with an error, is
         in step and goes back to the pool.
         """
+        kind = type(args).__name__
+        self.rpcs_sent[kind] = self.rpcs_sent.get(kind, 0) + 1
         frame = encode_request(args, self.max_frame_size)
-        conn = await self.get_conn(self.get_provider_address_or_fallback(id, target))
+        try:
+            conn = await self.get_conn(self.get_provider_address_or_fallback(id, target))
+        except RaftError:
+            self.rpcs_failed[kind] = self.rpcs_failed.get(kind, 0) + 1
+            raise
         try:
             async with asyncio.timeout(deadline(self.timeout)):  # one deadline for the whole exchange
                 await conn.send(frame, 0)
                 error, resp = await read_response(conn.reader, response_type, self.max_frame_size)
         except (OSError, EOFError, CodecError) as err:
             conn.release()
-            raise TransportError(f"{type(args).__name__} to {conn.target} failed: {describe(err)}") from err
+            self.rpcs_failed[kind] = self.rpcs_failed.get(kind, 0) + 1
+            raise TransportError(f"{kind} to {conn.target} failed: {describe(err)}") from err
         except BaseException:  # cancelled half-way: the connection is out of step
             conn.release()
             raise
@@ -439,14 +451,21 @@ class NetworkTransport:
         The connection is always closed afterwards, never pooled: if anything
         went wrong we would not know how much of the stream the peer consumed.
         """
+        kind = type(args).__name__
+        self.rpcs_sent[kind] = self.rpcs_sent.get(kind, 0) + 1
         frame = encode_request(args, self.max_frame_size)
-        conn = await self.get_conn(self.get_provider_address_or_fallback(id, target))
+        try:
+            conn = await self.get_conn(self.get_provider_address_or_fallback(id, target))
+        except RaftError:
+            self.rpcs_failed[kind] = self.rpcs_failed.get(kind, 0) + 1
+            raise
         try:
             async with asyncio.timeout(deadline(self.snapshot_timeout(args.size))):
                 await conn.send(frame, 0)  # the whole exchange has one deadline, set here
                 await self.send_snapshot_data(conn, data, args.size)
                 error, resp = await read_response(conn.reader, InstallSnapshotResponse, self.max_frame_size)
         except (OSError, EOFError, CodecError) as err:
+            self.rpcs_failed[kind] = self.rpcs_failed.get(kind, 0) + 1
             raise TransportError(f"InstallSnapshot to {conn.target} failed: {describe(err)}") from err
         finally:
             conn.release()
@@ -530,6 +549,8 @@ class NetworkTransport:
         command = await read_request(reader, self.max_frame_size, deadline(self.timeout))
         if command is None:
             return False
+        kind = type(command).__name__
+        self.rpcs_received[kind] = self.rpcs_received.get(kind, 0) + 1
         snapshot = None
         if isinstance(command, InstallSnapshotRequest):
             snapshot = await self.receive_snapshot_data(reader, command.size)
@@ -643,10 +664,13 @@ class NetPipeline:
             raise ErrPipelineShutdown()
         future = AppendFuture(start=asyncio.get_running_loop().time(), args=args)
         frame = encode_request(args, self.trans.max_frame_size)
+        sent, failed = self.trans.rpcs_sent, self.trans.rpcs_failed
+        sent["AppendEntriesRequest"] = sent.get("AppendEntriesRequest", 0) + 1
         try:
             await self.conn.send(frame, self.trans.timeout)
         except OSError as err:
             self.conn.release()
+            failed["AppendEntriesRequest"] = failed.get("AppendEntriesRequest", 0) + 1
             raise TransportError(f"pipelined AppendEntries to {self.conn.target} failed: {describe(err)}") from err
         case, _ = await select([Send(self.inprogress_ch, future), self.shutdown_ch])
         if case is self.shutdown_ch:

@@ -21,6 +21,8 @@ from typing import Any
 
 import pytest
 
+from prometheus_client.parser import text_string_to_metric_families
+
 from raft.kv_service import http_call
 from raft.linearizability import UNKNOWN, Operation, check_operations, kv_cas_model
 from raft.tcp_transport import free_loopback_ports
@@ -320,6 +322,45 @@ def test_sigterm_answers_requests_in_flight(cluster: list[Node]) -> None:
     assert leader.proc is not None and leader.proc.wait(timeout=10) == 0
     log = leader.log.read_text()
     assert "Traceback" not in log and "CancelledError" not in log
+
+
+async def scrape(node: Node) -> dict[tuple[str, tuple[tuple[str, str], ...]], float]:
+    """A node's /metrics, parsed with the Prometheus client's own parser: (sample name, labels) -> value."""
+    text = (await raw_response(node, b"GET /metrics HTTP/1.1\r\n\r\n")).split(b"\r\n\r\n", 1)[1]
+    samples = {}
+    for family in text_string_to_metric_families(text.decode()):
+        for sample in family.samples:
+            samples[(sample.name, tuple(sorted(sample.labels.items())))] = sample.value
+    return samples
+
+
+def test_metrics_report_what_an_operator_watches(cluster: list[Node]) -> None:
+    """/metrics in the Prometheus format: role, indexes, commit time, request latency, RPC counts."""
+
+    async def scenario() -> tuple[dict[Any, float], dict[Any, float]]:
+        leader = await wait_for_leader(cluster)
+        base = f"http://{leader.http}"
+        for seq in range(1, 11):
+            assert (await http_call("POST", f"{base}/kv/m", {"op": "append", "value": "x", "client": "m",
+                                                              "seq": seq}))[0] == 200
+            assert (await http_call("GET", f"{base}/kv/m"))[0] == 200
+        follower = next(n for n in cluster if n is not leader)
+        return await scrape(leader), await scrape(follower)
+
+    on_leader, on_follower = asyncio.run(scenario())
+    assert on_leader[("raft_state", (("state", "Leader"),))] == 1
+    assert on_leader[("raft_state", (("state", "Follower"),))] == 0
+    assert on_follower[("raft_state", (("state", "Follower"),))] == 1
+    assert on_leader[("raft_commit_index", ())] >= 11 and on_leader[("raft_applied_index", ())] >= 11
+    assert on_leader[("raft_healthy", ())] == 1
+    assert on_leader[("raftkv_request_seconds_count", (("kind", "write"),))] == 10
+    assert on_leader[("raftkv_request_seconds_count", (("kind", "read"),))] == 10
+    assert on_leader[("raftkv_responses_total", (("code", "200"),))] >= 20
+    assert on_leader[("raft_commit_seconds_count", ())] >= 10
+    assert on_leader[("raft_rpcs_sent_total", (("type", "AppendEntriesRequest"),))] > 0
+    assert on_follower[("raft_rpcs_received_total", (("type", "AppendEntriesRequest"),))] > 0
+    assert 0 <= on_follower[("raft_last_contact_seconds", ())] < 1
+    assert on_leader[("raft_leader_changes_total", ())] >= 1
 
 
 def test_sigterm_shuts_down_cleanly(cluster: list[Node]) -> None:
