@@ -500,7 +500,7 @@ kv_cas_model = kv_model  # one model serves both: the reference logs simply neve
 
 
 # ---------------------------------------------------------------------------------------------
-# Reference log formats (see ../shared/data/linearizability/README.md)
+# Reference log formats: porcupine's test histories (one call or return per line, per client)
 # ---------------------------------------------------------------------------------------------
 
 
