@@ -67,6 +67,11 @@ class AppendEntriesResponse:
     # Not in Figure 2: the failure was a log mismatch, not a fault, so the
     # leader should retry at once rather than back off.
     no_retry_backoff: bool = False
+    # Not in hashicorp (end of §5.3, accelerated log backup): on a mismatch,
+    # the term of our entry at prevLogIndex (0 if we have none there) and the
+    # first index we hold with that term (our log's length + 1 if none).
+    conflict_term: int = 0
+    conflict_index: int = 0
 
 
 @dataclass

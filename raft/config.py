@@ -91,6 +91,10 @@ class Config:
     no_snapshot_restore_on_start: bool = False
     # Skip the pre-vote round (Thesis §9.6) before real elections.
     pre_vote_disabled: bool = False
+    # Accelerated log backup (end of §5.3): a rejecting follower names the
+    # conflicting term and where it starts, and the leader skips whole terms.
+    # Not in hashicorp, which steps back one entry per rejection (off: that).
+    fast_log_backup: bool = True
     # Internal: build the node but do not start its goroutines (GetConfiguration).
     skip_startup: bool = False
     # Simulation only: deliberate bugs for teaching (see TeachingBugs). Not in hashicorp.

@@ -35,7 +35,8 @@ Kinds emitted by the protocol (fields after ``t``, ``node``, ``kind``):
 ``configuration``   ``which`` (latest, committed), ``index``, ``configuration``
 ``transfer``        ``phase`` (started, finished), ``target``, ``error``
 ``lease_lost``      ``contacted``, ``quorum``
-``replication_rejected`` ``peer``, ``next_index``, ``follower_last_log`` — a follower refused entries
+``replication_rejected`` ``peer``, ``next_index`` (after stepping back), ``follower_last_log``,
+                    ``conflict_term``, ``conflict_index`` (the follower's hint; 0: none) — a follower refused entries
 ``client_request``, ``client_reply`` (from the runner's clients): ``command``, ``to``, ``ok``, ``index``
 ``heartbeat_failed`` ``peer``, ``last_contact``
 ``heartbeat_resumed`` ``peer``

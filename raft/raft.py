@@ -76,7 +76,7 @@ from raft.future import (
     RestoreFuture,
     VerifyFuture,
 )
-from raft.log import Log, LogType, term_runs
+from raft.log import Log, LogType, first_index_of_term, term_runs
 from raft.observer import LeaderObservation, PeerObservation
 from raft.runtime.channels import Chan, Send, select
 from raft.runtime.timers import Timer, after
@@ -1089,10 +1089,17 @@ class RaftLoops:
             except ErrLogNotFound:
                 self.logger.warning("failed to get previous log %d (last %d)", a.prev_log_entry, last_index)
                 resp.no_retry_backoff = True  # not a fault: the leader should just go back further
+                if self.config().fast_log_backup:  # end of §5.3: "we have nothing there; start at our end"
+                    resp.conflict_term, resp.conflict_index = 0, min(a.prev_log_entry, last_index + 1)
                 return False
         if a.prev_log_term != prev_log_term:
             self.logger.warning("previous log term mis-match: ours %d remote %d", prev_log_term, a.prev_log_term)
             resp.no_retry_backoff = True
+            if self.config().fast_log_backup:  # end of §5.3: "our entry there has this term, from this index on"
+                resp.conflict_term = prev_log_term
+                lowest = max(snapshot_index + 1, self.logs.first_index())
+                resp.conflict_index = (first_index_of_term(self.logs, prev_log_term, lowest, a.prev_log_entry)
+                                       if lowest <= a.prev_log_entry else a.prev_log_entry)
             return False
         return True
 

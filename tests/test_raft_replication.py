@@ -7,6 +7,8 @@ from __future__ import annotations
 
 from collections.abc import Callable
 
+from injected import LEADER, append, inject, lone_follower
+
 from raft.commands import AppendEntriesRequest, RPCHeader
 from raft.config import Config
 from raft.configuration import Configuration, Server, ServerSuffrage, encode_configuration
@@ -344,3 +346,70 @@ def test_figure_8_an_earlier_entry_commits_together_with_one_of_the_current_term
     c.run_until(lambda c: all(c.node(i).applied_index() >= 2 for i in ("S2", "S3", "S4", "S5")), timeout=30)
     assert {e["term"] for e in c.events if e.kind == "apply" and e["index"] == 2} == {2}
     c.close()
+
+
+# -- accelerated log backup (end of §5.3; Config.fast_log_backup) ---------------------------------
+
+FIGURE_7_LEADER = [1, 1, 1, 4, 4, 5, 5, 6, 6, 6]
+
+
+def _figure_7_pair(make: Make, follower_terms: list[int], fast: bool) -> Cluster:
+    """The figure 7 leader (term 8) and one follower with ``follower_terms``; the leader times out first."""
+    c = make(["L", "f"], start=False)
+    configuration = Configuration([Server(ServerSuffrage.Voter, i, i) for i in ("L", "f")])
+    for node_id, terms in (("L", FIGURE_7_LEADER), ("f", follower_terms)):
+        entries = [Log(1, terms[0], LogType.LogConfiguration, encode_configuration(configuration))]
+        entries += [Log(i, t, LogType.LogCommand, b"%d" % i) for i, t in enumerate(terms[1:], start=2)]
+        store = c.handles[node_id].store
+        store.store_logs(entries)
+        store.set_uint64(KEY_CURRENT_TERM, max(terms))
+    c.configs["L"] = Config(heartbeat_timeout=0.1, election_timeout=0.1, leader_lease_timeout=0.1,
+                            fast_log_backup=fast)
+    c.configs["f"] = Config(heartbeat_timeout=10.0, election_timeout=10.0, fast_log_backup=fast)
+    c.start()
+    c.run_until(lambda c: c.leader() == "L", timeout=5)
+    c.run_until(lambda c: c.node("f").last_index() == c.node("L").last_index()
+                and c.node("f").commit_index() >= len(FIGURE_7_LEADER), timeout=10)
+    return c
+
+
+def _rejections(c: Cluster) -> list[dict[str, int]]:
+    return [dict(e.fields) for e in c.events if e.kind == "replication_rejected" and e.fields["peer"] == "f"]
+
+
+def test_fast_backup_skips_a_term_the_leader_lacks(make: Make) -> None:
+    """Follower (f) of Figure 7: terms 2 and 3 the leader never had. One rejection per term, not per entry."""
+    follower = [1, 1, 1, 2, 2, 2, 3, 3, 3, 3, 3]
+    fast = _rejections(_figure_7_pair(make, follower, fast=True))
+    assert [(r["conflict_term"], r["conflict_index"], r["next_index"]) for r in fast] == [(3, 7, 7), (2, 4, 4)]
+    slow = _rejections(_figure_7_pair(make, follower, fast=False))
+    assert [r["next_index"] for r in slow] == [10, 9, 8, 7, 6, 5, 4]
+    assert all(r["conflict_index"] == 0 for r in slow)
+
+
+def test_fast_backup_resumes_after_the_leaders_last_entry_of_the_conflicting_term(make: Make) -> None:
+    """Follower (e) of Figure 7: too short, then term 4 entries the leader has only up to index 5."""
+    follower = [1, 1, 1, 4, 4, 4, 4]
+    fast = _rejections(_figure_7_pair(make, follower, fast=True))
+    # First "I have nothing at 10: my log ends at 7", then "my entry 7 is of term 4, from index 4".
+    assert [(r["conflict_term"], r["conflict_index"], r["next_index"]) for r in fast] == [(0, 8, 8), (4, 4, 6)]
+    slow = _rejections(_figure_7_pair(make, follower, fast=False))
+    assert [r["next_index"] for r in slow] == [8, 7, 6]
+
+
+def test_a_follower_reports_where_its_conflicting_term_starts() -> None:
+    """The follower's half: the term of its entry at prevLogIndex, and the first index it holds with it."""
+    c = lone_follower(seed=3)
+    try:
+        replies = inject(c, append(2, 9, commit=1, term=2),
+                         AppendEntriesRequest(LEADER, term=3, prev_log_entry=7, prev_log_term=3, entries=[],
+                                              leader_commit_index=1),
+                         AppendEntriesRequest(LEADER, term=3, prev_log_entry=20, prev_log_term=3, entries=[],
+                                              leader_commit_index=1))
+        c.run_for(0.1)
+        first, conflict, short = (r.response for r in replies.answers)
+        assert first.success
+        assert (conflict.success, conflict.conflict_term, conflict.conflict_index) == (False, 2, 2)
+        assert (short.success, short.conflict_term, short.conflict_index) == (False, 0, 10)
+    finally:
+        c.dispose()

@@ -132,7 +132,13 @@ const Words = (() => {
         };
       }
       case "replication_rejected":
-        return { text: `${n}: ${ev.peer} rejected AppendEntries; it will try an earlier entry`, reason };
+        if (ev.conflict_term) {
+          return {
+            text: `${n}: ${ev.peer} rejected AppendEntries: its entry there is of term ${ev.conflict_term}, held from index ${ev.conflict_index}; ${n} goes back to entry ${ev.next_index}`,
+            reason: reason || "accelerated log backup (end of §5.3): skip the follower's whole conflicting term, not one entry per round trip",
+          };
+        }
+        return { text: `${n}: ${ev.peer} rejected AppendEntries; ${n} goes back to entry ${ev.next_index}`, reason };
       case "lease_lost":
         return { text: `${n} heard from only ${ev.contacted} of the ${ev.quorum} servers it needs within its lease`, reason };
       case "transfer":
