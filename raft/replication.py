@@ -29,11 +29,13 @@ Either task that sees a newer term in a reply tells the leader to step down.
 
 from __future__ import annotations
 
+import asyncio
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from raft.commands import AppendEntriesRequest, AppendEntriesResponse, InstallSnapshotRequest
 from raft.commitment import Commitment
+from raft.config import Config
 from raft.configuration import Server, encode_configuration
 from raft.errors import ErrLogNotFound, ErrPipelineReplicationNotSupported, RaftError
 from raft.future import DeferError, VerifyFuture
@@ -49,6 +51,16 @@ if TYPE_CHECKING:
 
 MAX_FAILURE_SCALE = 12  # backoff doubles at most this many times
 FAILURE_WAIT = 0.010  # base backoff after a failed RPC
+
+
+def heartbeat_deadline(config: Config) -> float:
+    """How long one heartbeat waits for its answer: half the leader lease (Differs: see ``heartbeat``).
+
+    Heartbeats go out every heartbeat_timeout/10 (100 ms by default) and the
+    lease is 500 ms, so an answer that has not come in 250 ms is given up on
+    and the next heartbeat has time to get through before the lease ends.
+    """
+    return config.leader_lease_timeout / 2
 
 
 @dataclass(eq=False)
@@ -267,6 +279,12 @@ class Replication:
         Paper:   §5.2 ("Leaders send periodic heartbeats (AppendEntries RPCs
                  that carry no log entries) to all followers").
         Mirrors: replication.go heartbeat.
+        Differs: each heartbeat waits for its answer at most half the leader
+        lease (``heartbeat_deadline``), however long the transport's own
+        timeout. In Go the loop waits the transport's timeout, so one lost
+        answer stops this follower's heartbeats for that long; when that is
+        as long as the lease, the leader counts the follower as silent for a
+        whole lease, and a second such loss elsewhere costs the leadership.
 
         The heartbeat carries only our term and address, so a follower can
         handle it without touching its disk.
@@ -280,8 +298,9 @@ class Replication:
                 return
             peer = s.peer
             try:
-                resp: AppendEntriesResponse = await self.trans.append_entries(peer.id, peer.address, req)
-            except RaftError as err:
+                async with asyncio.timeout(heartbeat_deadline(self.config())):
+                    resp: AppendEntriesResponse = await self.trans.append_entries(peer.id, peer.address, req)
+            except (RaftError, TimeoutError) as err:
                 wait = capped_exponential_backoff(FAILURE_WAIT, failures, MAX_FAILURE_SCALE,
                                                   self.config().heartbeat_timeout / 2)
                 self.logger.debug("failed to heartbeat to %s: %s", peer.address, err)

@@ -410,11 +410,14 @@ def test_inmem_transport_full_inbox_send_timed_out(loop: VirtualTimeLoop) -> Non
 @pytest.mark.parametrize(
     ("method", "args", "factor"),
     [*(pytest.param(p.values[0], p.values[1], 10 if p.values[0] == "timeout_now" else 1, id=p.id) for p in CALLS),
-     pytest.param("install_snapshot", snapshot_request(), 10, id="install_snapshot")],
+     pytest.param("install_snapshot", snapshot_request(), 1, id="install_snapshot")],
 )
 def test_inmem_transport_unanswered_command_timed_out(loop: VirtualTimeLoop, method: str, args: Any,
                                                       factor: int) -> None:
-    """An unanswered request fails with 'command timed out' after its timeout (10× for InstallSnapshot, TimeoutNow)."""
+    """An unanswered request fails with 'command timed out' after its timeout (10× for TimeoutNow, as in Go).
+
+    A small InstallSnapshot waits one timeout (Go's in-memory transport: ten; see install_snapshot).
+    """
     async def main() -> None:
         a, b = connected_pair()
         extra = [io.BytesIO(b"0123456789")] if method == "install_snapshot" else []
@@ -958,3 +961,18 @@ def test_update_faults_changes_only_given_fields() -> None:
     net = SimNetwork(random.Random(1), faults=LinkFaults(delay=0.02, jitter=0.01))
     net.update_faults(loss=0.25)
     assert net.faults == LinkFaults(delay=0.02, jitter=0.01, loss=0.25)
+
+
+def test_inmem_transport_snapshot_timeout_grows_with_its_size(loop: VirtualTimeLoop) -> None:
+    """An unanswered InstallSnapshot of 3 x 256 KiB fails after three timeouts, as on the network transport."""
+    size = 3 * 256 * 1024
+
+    async def main() -> None:
+        a, b = connected_pair()
+        args = snapshot_request()
+        args.size = size
+        failed_at = await expect_transport_error(a.install_snapshot("id1", "b", args, io.BytesIO(b"x" * size)),
+                                                 "^command timed out$")
+        assert failed_at == pytest.approx(3 * TIMEOUT)
+
+    run(loop, main)
