@@ -56,9 +56,12 @@ FAILURE_WAIT = 0.010  # base backoff after a failed RPC
 def heartbeat_deadline(config: Config) -> float:
     """How long one heartbeat waits for its answer: half the leader lease (Differs: see ``heartbeat``).
 
-    Heartbeats go out every heartbeat_timeout/10 (100 ms by default) and the
-    lease is 500 ms, so an answer that has not come in 250 ms is given up on
-    and the next heartbeat has time to get through before the lease ends.
+    Heartbeats go out every heartbeat_timeout/10 to 2*heartbeat_timeout/10
+    (100-200 ms by default) and the lease is 500 ms: an answer that has not
+    come within 250 ms is given up on, and the next heartbeat still has
+    time to get through before the lease ends. One heartbeat period would
+    be tighter, but with the fault simulator's short timeouts a period is
+    less than a slow round trip, and most heartbeats would be given up.
     """
     return config.leader_lease_timeout / 2
 
