@@ -1,6 +1,6 @@
 """MkDocs hooks: the pages generated from the code, and the real output of the tutorials.
 
-The site keeps one source of truth (STYLE.md, rule 8). Nothing on it that the
+The site keeps one source of truth (CONTRIBUTING.md, rule 8). Nothing on it that the
 code already says is typed a second time:
 
 * **Maps.** The Go ↔ Python map, the paper map, the list of differences from

@@ -14,7 +14,7 @@ not know:
 Griffe extension that applies it to every docstring mkdocstrings renders (it
 is listed in mkdocs.yml), and ``docs/hooks.py`` uses ``literal_blocks`` and
 ``simple_tables`` to put one block or one table of a module's docstring on a
-page. Either way the docstring stays the one source (STYLE.md, rule 8).
+page. Either way the docstring stays the one source (CONTRIBUTING.md, rule 8).
 """
 
 from __future__ import annotations

@@ -968,7 +968,7 @@ def test_inmem_transport_snapshot_timeout_grows_with_its_size(loop: VirtualTimeL
     size = 3 * 256 * 1024
 
     async def main() -> None:
-        a, b = connected_pair()
+        a, _ = connected_pair()
         args = snapshot_request()
         args.size = size
         failed_at = await expect_transport_error(a.install_snapshot("id1", "b", args, io.BytesIO(b"x" * size)),
