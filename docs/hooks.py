@@ -697,7 +697,10 @@ def events_table(page_src: str, index: CodeIndex) -> str:
             funcs[emit.kind][f"`{emit.func}`"] = None
     out = ["| Kind | Emitted in | The event's `func` |", "|---|---|---|"]
     for kind in sorted(by_kind):
-        out.append(f"| `{kind}` | {', '.join(by_kind[kind].values())} | {', '.join(funcs[kind])} |")
+        # A setter (set_commit_index, set_current_term...) is told its caller's name, so the event names
+        # the protocol function that made the change rather than the setter.
+        named = ', '.join(funcs[kind]) or "the caller's name, passed to the setter"
+        out.append(f"| `{kind}` | {', '.join(by_kind[kind].values())} | {named} |")
     return "\n".join(out) + "\n"
 
 

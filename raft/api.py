@@ -341,7 +341,7 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
         self.logger.info("initial configuration: index=%d servers=%s", self.configurations.latest_index,
                          self.configurations.latest.servers)
         self.events.emit("state", "new_raft", state="follower", term=self._current_term,
-                         reason=f"started with {last_log.index} log entries")
+                         reason=f"started; the log ends at index {last_log.index}")
 
     def restore_snapshot(self) -> None:
         """Load the newest snapshot that opens and restores cleanly (Mirrors: restoreSnapshot).

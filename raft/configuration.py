@@ -1,6 +1,6 @@
 """Cluster membership: who is in the cluster and who may vote.
 
-Paper:   §6 (the paper's joint consensus); Thesis §4.1–4.3 (single-server
+Paper:   §6 (the paper's joint consensus); Thesis §4.1–4.2 (single-server
          changes, which is what hashicorp/raft and this code implement).
 Mirrors: configuration.go.
 Read next: raft.py (``process_configuration_log_entry``), and for changes,

@@ -14,10 +14,10 @@ Kinds emitted by the protocol (fields after ``t``, ``node``, ``kind``):
 ``leader``          ``leader`` (an ID, or "" when unknown) — hashicorp's LeaderObservation
 ``timer``           ``timer`` (heartbeat, election), ``timeout``, ``deadline`` — the earliest moment
                     the randomized timer can fire (now + timeout) — and ``fires_at``, when it will
-``election``        ``phase`` (pre_vote, vote), ``term``, ``needed``
+``election``        ``phase`` (pre_vote, vote), ``term``, ``needed``, ``last_log_index``, ``last_log_term``
 ``election_timeout`` ``term``, ``reason`` — a candidate starts over
 ``vote``            ``phase``, ``candidate``, ``term``, ``granted``, ``reason``
-``tally``           ``phase``, ``voter``, ``term``, ``granted``, ``granted_votes``, ``needed``
+``tally``           ``phase``, ``voter``, ``term``, ``granted``, ``granted_votes``, ``refused_votes``, ``needed``
 ``request_vote``    ``candidate``, ``term`` — hashicorp's RequestVoteRequest observation
 ``request_pre_vote`` ``candidate``, ``term`` — RequestPreVoteRequest observation
 ``peer``            ``peer``, ``removed`` — PeerObservation

@@ -403,8 +403,8 @@ class RaftLoops:
                     # Figure 2, Candidates: "If votes received from majority of
                     # servers: become leader".
                     if granted >= votes_needed:
-                        self.set_state(RaftState.Leader, f"won the election with {granted} of "
-                                       f"{votes_needed} votes needed", "run_candidate")
+                        self.set_state(RaftState.Leader, f"won the election: {granted} votes, "
+                                       f"{votes_needed} needed", "run_candidate")
                         self.set_leader(self.local_addr, self.local_id, "run_candidate")
                         return
                 elif case is self.configurations_ch:

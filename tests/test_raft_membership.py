@@ -1,6 +1,6 @@
 """Membership changes, ported from hashicorp's raft_test.go (names in snake_case).
 
-Paper: §6; Thesis §4.1–4.3 (single-server changes: a configuration takes effect
+Paper: §6; Thesis §4.1–4.2 (single-server changes: a configuration takes effect
 when appended, at most one is uncommitted at a time).
 """
 

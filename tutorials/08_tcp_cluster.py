@@ -283,7 +283,7 @@ print("raft-sim check-trace on the three files:", verdict.stdout.split(":")[0], 
 
 # The killed node's own story: the state events it wrote, and where it restarted.
 story = [e for e in events if e.node == old.id and e.kind == "state"]
-restart = [k for k, e in enumerate(story) if str(e.get("reason", "")).startswith("started with")][1]
+restart = [k for k, e in enumerate(story) if str(e.get("reason", "")).startswith("started;")][1]
 print("its state just before the kill:", story[restart - 1]["state"])
 print("its state after the restart:", story[restart]["state"])
 
