@@ -189,7 +189,18 @@ def inmem_config(local_id: str) -> Config:
 
 
 class Cluster:
-    """A simulated cluster with a synchronous control panel."""
+    """A simulated cluster with a synchronous control panel.
+
+    Use it as a context manager, which shuts every node down and releases
+    the event loop at the end::
+
+        with Cluster(nodes=3, seed=1) as cluster:
+            cluster.run_until(lambda c: c.leader() is not None)
+            print(cluster.leader())
+
+    Outside a ``with`` block, ``dispose()`` does the same; ``close()`` only
+    shuts the nodes down, and the cluster can still be inspected.
+    """
 
     def __init__(self, nodes: int | Iterable[str] = 3, seed: int = 0, *, config: Config | None = None,
                  bootstrap: bool = True, faults: LinkFaults | None = None,

@@ -69,18 +69,16 @@ cluster.dispose()
 
 
 def same_story() -> str:
-    again = Cluster(nodes=5, seed=42)
-    again.run_until(lambda c: c.leader() is not None)
-    again.apply(b"set x 1")
-    again.wait_for_replication(1)
-    again.crash(old)
-    again.run_until(lambda c: c.leader() not in (None, old))
-    again.restart(old)
-    again.apply(b"set y 2")
-    again.wait_for_replication(2)
-    replayed = again.trace()
-    again.dispose()
-    return replayed
+    with Cluster(nodes=5, seed=42) as again:  # leaving the block shuts the nodes down (dispose)
+        again.run_until(lambda c: c.leader() is not None)
+        again.apply(b"set x 1")
+        again.wait_for_replication(1)
+        again.crash(old)
+        again.run_until(lambda c: c.leader() not in (None, old))
+        again.restart(old)
+        again.apply(b"set y 2")
+        again.wait_for_replication(2)
+        return again.trace()
 
 
 print(f"{len(trace.splitlines())} events; identical on a second run: {same_story() == trace}")
