@@ -50,6 +50,10 @@ new = cluster.leader()
 assert new is not None
 print(f"{cluster.now - crashed_at:.3f}s after the crash, {new} leads term {cluster.node(new).current_term()}")
 show(cluster.events.since(crashed_at), "crash", "state")
+refusals = [e for e in cluster.events.since(crashed_at) if e.kind == "vote" and not e["granted"]]
+print(f"{len(refusals)} votes refused on the way, for example:")
+for event in refusals[:3]:
+    print(f"  {event}")
 # --8<-- [end:crash]
 
 step("restart", "Bring the old leader back")
