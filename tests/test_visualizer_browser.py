@@ -128,3 +128,14 @@ def test_the_page_shows_a_leader_survives_its_crash_and_rewinds(page: Page, tmp_
     page.wait_for_selector("g.node.outsider[data-node='n6']", timeout=10_000)
     assert page.locator("g.node").count() == 6
     assert "add n6 as a voter" in page.inner_text("#interventions")
+
+
+def test_esc_closes_the_help_and_the_slider_reaches_the_fastest_speed(page: Page) -> None:
+    """'?' opens the keyboard help and Esc closes it; the speed slider goes as far as ']' (2x)."""
+    page.wait_for_selector("body[data-ready='1']", timeout=15_000)
+    page.keyboard.press("?")
+    assert page.eval_on_selector("#help", "d => d.open") is True
+    page.keyboard.press("Escape")
+    assert page.eval_on_selector("#help", "d => d.open") is False
+    top = float(page.get_attribute("#speed", "max") or "0")
+    assert 10 ** top >= 2

@@ -594,7 +594,7 @@
     $("#step-btn").onclick = actions.step;
     $("#back-btn").onclick = actions.back;
     $("#speed").oninput = (e) => { $("#speed-label").textContent = fmtSpeed(Math.pow(10, +e.target.value)); };
-    $("#speed").onchange = (e) => send("speed", { speed: +Math.pow(10, +e.target.value).toFixed(4) });
+    $("#speed").onchange = (e) => send("speed", { speed: Math.min(2, +Math.pow(10, +e.target.value).toFixed(4)) });
     const scrub = $("#scrub");
     scrub.oninput = () => { S.scrubbing = true; $("#scrub-label").textContent = `→ ${(+scrub.value).toFixed(3)} s`; };
     scrub.onchange = () => { S.scrubbing = false; send("seek", { t: +scrub.value }); };
@@ -666,7 +666,13 @@
       c: actions.crash, r: actions.restart, t: actions.timeout, w: actions.write, e: actions.read, p: actions.isolate,
       h: actions.heal, d: actions.drop, u: actions.duplicate, n: actions.next, b: actions.prev, l: actions.lecture, "?": actions.help,
       a: actions.addServer, x: actions.removeServer, g: actions.transfer,
-      Escape: () => { S.selected = new Set(); S.inspected = null; markAllDirty(); },
+      // Presenter remotes send PageDown/PageUp for next/previous and "." (blank screen): pause or play.
+      PageDown: actions.next, PageUp: actions.prev, ".": actions.playPause,
+      Escape: () => {
+        const help = $("#help");
+        if (help.open) { help.close(); return; }  // a modal dialog must close on Esc
+        S.selected = new Set(); S.inspected = null; markAllDirty();
+      },
     };
     const digit = /^Digit([1-9])$/.exec(e.code);
     if (digit) {
