@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import re
 from pathlib import Path
 
 import pytest
@@ -139,8 +140,13 @@ def test_fuzz_stops_at_the_first_failure_and_prints_the_replay(capsys: pytest.Ca
     code, out, _ = run(capsys, "fuzz", "--scenario", "CrashRestart", "--seeds", "10", "--start", "1",
                        "--bug", "skip-leader-noop")
     assert code == 1
-    assert "FAILED CrashRestart seed 1" in out
-    assert "replay: raft-sim fuzz --scenario CrashRestart --seeds 1 --start 1 --nodes 5 --bug skip-leader-noop" in out
+    failed = re.search(r"^FAILED CrashRestart seed (\d+):", out, re.MULTILINE)
+    assert failed is not None, out
+    seed = int(failed[1])
+    assert 1 <= seed <= 10
+    assert f"fuzz: {seed} run(s) 1 failed" in out, "seeds 1.. up to the first failure ran, and no more"
+    assert (f"replay: raft-sim fuzz --scenario CrashRestart --seeds 1 --start {seed} --nodes 5 "
+            "--bug skip-leader-noop") in out
 
 
 @pytest.mark.parametrize(("args", "message"), [
