@@ -541,10 +541,14 @@ class FuzzRun:
         leader = cluster.node(cluster.leader() or members[0])
         last = leader.last_index()
         try:
+            # The liveness bound again: a follower whose state machine held its
+            # main loop up has made the leader back off exponentially (as Go's
+            # does, up to 10 s at these timings) before it retries.
             cluster.run_until(lambda c: all(c.node(i).applied_index() >= last and not c.node(i).fsm_pending_applies()
-                                            for i in members), timeout=50 * HT)
+                                            for i in members), timeout=LIVENESS_BOUND)
         except TimeoutError as err:
-            raise FuzzFailure(f"members did not all apply index {last}") from err
+            raise FuzzFailure(f"liveness violated: members did not all apply index {last} within "
+                              f"{LIVENESS_BOUND:g} virtual seconds") from err
         # Identical logs: every entry still held by several members is the same
         # on all of them; an entry a member does not hold (compacted, or the
         # index a restore skipped) must lie inside its snapshot.
