@@ -636,6 +636,8 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
     async def wait_applied(self, index: int, timeout: float) -> bool:
         """Wait until the state machine has applied ``index`` (or restored past it); False on timeout or shutdown.
 
+        Paper:   Thesis §6.4, read index step 4 ("wait for its state machine
+                 to advance at least as far as the readIndex").
         Differs: not in hashicorp, whose applications poll or keep their own
         index. The FSM task wakes the waiters as it finishes each batch (and
         ``process_logs`` when it passes entries that never reach the FSM, such

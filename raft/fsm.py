@@ -194,6 +194,9 @@ class FSMRunner:
     def _fsm_fail(self: Raft, batch: list[CommitTuple], failure: FSMError) -> None:
         """The state machine raised: say so loudly and stop this node.
 
+        Paper:   Figure 2, All Servers, first rule: a server that cannot apply
+                 log[lastApplied] cannot follow the log any further.
+        Mirrors: the panic of a Go FSM inside fsm.go runFSM.
         Differs: in Go an FSM that panics in Apply takes the process down.
         Here the node records why (``Raft.fsm_failure``), logs the traceback,
         emits ``fsm_failed``, answers the callers of the entries it did not

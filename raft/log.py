@@ -123,8 +123,10 @@ def first_index_of_term(store: LogStore, term: int, lowest: int, index: int) -> 
     """The first index in ``lowest..index`` whose entry has ``term``, given that entry ``index`` has it.
 
     Terms never decrease along a log, so the entries of one term are one
-    contiguous run and a binary search finds where it starts. Used for the
-    accelerated log backup (end of §5.3). Not in hashicorp.
+    contiguous run and a binary search finds where it starts.
+
+    Paper:   §5.3, last paragraphs (the follower's half of the faster backup).
+    Differs: not in hashicorp, whose follower reports only its last index.
     """
     while lowest < index:
         middle = (lowest + index) // 2
@@ -138,9 +140,11 @@ def first_index_of_term(store: LogStore, term: int, lowest: int, index: int) -> 
 def last_index_of_term(store: LogStore, term: int, lowest: int, highest: int) -> int:
     """The last index in ``lowest..highest`` whose entry has ``term``, or 0 if none has.
 
-    The leader's half of the accelerated log backup (end of §5.3): a binary
-    search for the last entry of a term no later than ``term``, then a check.
-    Not in hashicorp.
+    A binary search for the last entry of a term no later than ``term``,
+    then a check.
+
+    Paper:   §5.3, last paragraphs (the leader's half of the faster backup).
+    Differs: not in hashicorp, whose leader steps back one entry at a time.
     """
     if lowest > highest:
         return 0

@@ -54,7 +54,10 @@ FAILURE_WAIT = 0.010  # base backoff after a failed RPC
 
 
 def heartbeat_deadline(config: Config) -> float:
-    """How long one heartbeat waits for its answer: half the leader lease (Differs: see ``heartbeat``).
+    """How long one heartbeat waits for its answer: half the leader lease.
+
+    Paper:   §5.6 (the broadcast time must be well below the election timeout).
+    Differs: Go waits the transport's timeout (see ``heartbeat``).
 
     Heartbeats go out every heartbeat_timeout/10 to 2*heartbeat_timeout/10
     (100-200 ms by default) and the lease is 500 ms: an answer that has not

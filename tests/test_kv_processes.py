@@ -124,6 +124,18 @@ async def client(number: int, nodes: list[Node], history: list[Operation], stop:
                 acknowledged.setdefault(key, []).append(value)
 
 
+async def final_values(nodes: list[Node], keys: str) -> dict[str, str]:
+    """Once a leader is back, read each key through the cluster; every read must be answered."""
+    await wait_for_leader(nodes)
+    final: dict[str, str] = {}
+    rng = random.Random(99)
+    for key in keys:
+        answer = await request(nodes, "GET", f"/kv/{key}", None, rng, time.monotonic() + 20)
+        assert answer is not None, "the healed cluster must answer reads"
+        final[key] = answer["value"]
+    return final
+
+
 def test_no_acknowledged_write_is_lost_when_leaders_are_killed(cluster: list[Node]) -> None:
     """Five SIGKILLs of the leader under load: every acknowledged append survives and the history is linearizable."""
 
@@ -142,13 +154,7 @@ def test_no_acknowledged_write_is_lost_when_leaders_are_killed(cluster: list[Nod
         await asyncio.sleep(1.5)
         stop.set()
         await asyncio.gather(*clients)
-        await wait_for_leader(cluster)
-        final: dict[str, str] = {}
-        rng = random.Random(99)
-        for key in "abc":
-            answer = await request(cluster, "GET", f"/kv/{key}", None, rng, time.monotonic() + 20)
-            assert answer is not None, "the healed cluster must answer reads"
-            final[key] = answer["value"]
+        final = await final_values(cluster, "abc")
         return history, acknowledged, final
 
     history, acknowledged, final = asyncio.run(scenario())
@@ -497,13 +503,7 @@ def test_nemesis_history_is_linearizable_and_loses_nothing(cluster: list[Node]) 
         await asyncio.sleep(1.5)
         stop.set()
         await asyncio.gather(*clients)
-        await wait_for_leader(cluster)
-        final: dict[str, str] = {}
-        rng = random.Random(99)
-        for key in "xy":
-            answer = await request(cluster, "GET", f"/kv/{key}", None, rng, time.monotonic() + 20)
-            assert answer is not None, "the healed cluster must answer reads"
-            final[key] = answer["value"]
+        final = await final_values(cluster, "xy")
         return history, acknowledged, final, faults
 
     history, acknowledged, final, faults = asyncio.run(scenario())
