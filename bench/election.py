@@ -17,7 +17,7 @@ import statistics
 import time
 
 from raft.events import Event
-from raft.testing import Cluster
+from raft.sim import Cluster
 
 
 def idle_speed(virtual_seconds: float = 60.0) -> float:

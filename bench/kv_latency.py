@@ -30,7 +30,7 @@ import time
 from pathlib import Path
 from typing import Any
 
-from raft.kv_service import http_call
+from raft.kv.service import http_call
 from raft.tcp_transport import free_loopback_ports
 
 
@@ -42,7 +42,7 @@ def start_cluster(data: Path) -> tuple[list[subprocess.Popen[bytes]], list[str]]
     procs, https = [], []
     for k, node_id in enumerate(ids):
         http = f"127.0.0.1:{ports[3 + k]}"
-        args = [sys.executable, "-m", "raft.kv_service", "--id", node_id, "--bind", f"127.0.0.1:{ports[k]}",
+        args = [sys.executable, "-m", "raft.kv.service", "--id", node_id, "--bind", f"127.0.0.1:{ports[k]}",
                 "--http", http, "--data-dir", str(data / node_id), "--bootstrap", bootstrap, "--http-peers", peers]
         log = open(data / f"{node_id}.log", "ab")  # noqa: SIM115 - lives as long as the process
         procs.append(subprocess.Popen(args, stdout=log, stderr=subprocess.STDOUT))

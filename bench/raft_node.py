@@ -27,8 +27,8 @@ from raft.inmem_snapshot import InmemSnapshotStore
 from raft.inmem_store import InmemStore
 from raft.log import Log
 from raft.log_cache import LogCache
-from raft.sqlite_store import SQLiteStore
 from raft.state import RaftState
+from raft.stores.sqlite_store import SQLiteStore
 from raft.tcp_transport import new_tcp_transport
 
 

@@ -22,7 +22,7 @@ from collections.abc import Callable
 
 from raft.inmem_store import InmemStore
 from raft.log import Log, LogStore, LogType
-from raft.sqlite_store import SQLiteStore
+from raft.stores.sqlite_store import SQLiteStore
 
 
 def measure(store: LogStore, batch: int, size: int, seconds: float) -> tuple[float, float]:

@@ -24,7 +24,8 @@ from raft.inmem_store import InmemStore
 from raft.inmem_transport import InmemTransport
 from raft.runtime.channels import select
 from raft.runtime.timers import after
-from raft.testing import Cluster, MockFSM
+from raft.sim import Cluster
+from raft.testing import MockFSM
 
 
 async def pipelined_client(leader: Raft, inflight: int, stop_at: float, counter: list[int]) -> None:

@@ -23,7 +23,7 @@ code already says is typed a second time:
   ``pymdownx.snippets`` reads, so a page shows exactly what the code printed.
   A tutorial that fails, or writes to stderr, fails the build.
 
-* **Docstrings and commands.** ``<!-- @docstring-table raft/kv_service.py ... -->``
+* **Docstrings and commands.** ``<!-- @docstring-table raft/kv/service.py ... -->``
   and ``<!-- @docstring-block raft/net_frames.py 1 -->`` put a table or a
   literal block of a module docstring on a page (parsed by
   ``rst_docstrings.py``, which also renders the API pages);
@@ -728,7 +728,7 @@ def teaching_bugs(page_src: str, index: CodeIndex) -> str:
 
 def scenarios(page_src: str, index: CodeIndex) -> str:
     """The fault simulator's scenarios, from the SCENARIOS table of fuzz.py and each function's docstring."""
-    tree = ast.parse(index.sources["raft/fuzz.py"])
+    tree = ast.parse(index.sources["raft/sim/fuzz.py"])
     out = ["| Scenario | What it does |", "|---|---|"]
     for node in ast.walk(tree):
         if isinstance(node, ast.AnnAssign | ast.Assign) and isinstance(node.value, ast.Dict):
@@ -737,7 +737,7 @@ def scenarios(page_src: str, index: CodeIndex) -> str:
                 continue
             for key, value in zip(node.value.keys, node.value.values, strict=True):
                 if isinstance(key, ast.Constant) and isinstance(value, ast.Name):
-                    definition = index.resolve(f"raft.fuzz.{value.id}")
+                    definition = index.resolve(f"raft.sim.fuzz.{value.id}")
                     summary = _code_words(definition.summary) if definition else ""
                     link = code_link(page_src, definition, key.value) if definition else key.value
                     out.append(f"| {link} | {_cell(summary)} |")
@@ -792,7 +792,7 @@ def command_parser(command: str) -> argparse.ArgumentParser | None:
     _on_path()
     program, *sub = command.split()
     if program == "raft-kv" and not sub:
-        from raft.kv_service import build_parser as kv_parser
+        from raft.kv.service import build_parser as kv_parser
 
         return kv_parser()
     if program == "raft-visualizer" and not sub:
@@ -800,7 +800,7 @@ def command_parser(command: str) -> argparse.ArgumentParser | None:
 
         return visualizer_parser()
     if program == "raft-sim" and len(sub) <= 1:
-        from raft.cli import build_parser as sim_parser
+        from raft.sim.cli import build_parser as sim_parser
 
         parser = sim_parser()
         if not sub:
@@ -874,7 +874,7 @@ def docstring_block(page_src: str, index: CodeIndex, args: str) -> str:
 
 
 def docstring_table(page_src: str, index: CodeIndex, args: str) -> str:
-    """``<!-- @docstring-table raft/kv_service.py "Request" "What it does" -->``: the first simple table
+    """``<!-- @docstring-table raft/kv/service.py "Request" "What it does" -->``: the first simple table
     of a module docstring, as a Markdown table with the given column headers."""
     path, *headers = shlex.split(args)
     rst = _rst()

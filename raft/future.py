@@ -11,7 +11,7 @@ rest once ``error()`` has returned.
 
 Differs: ``error()`` is a coroutine (``await f.error()``). ``done`` tells
 without waiting whether an answer is there, which the synchronous facade in
-``raft.testing`` uses to run a simulation until a future resolves.
+``raft.sim.Cluster`` uses to run a simulation until a future resolves.
 """
 
 from __future__ import annotations

@@ -28,7 +28,8 @@ import asyncio
 import io
 import random
 from collections import deque
-from typing import Any, BinaryIO
+from collections.abc import Callable
+from typing import Any, BinaryIO, Protocol
 
 from raft.commands import (
     RPC_NAMES,
@@ -50,9 +51,26 @@ from raft.errors import ErrPipelineShutdown, RaftError, TransportError
 from raft.future import AppendFuture
 from raft.runtime.channels import Chan, Send, select
 from raft.runtime.timers import Timer
-from raft.sim.network import SimNetwork
 from raft.transport import RPC, HeartbeatHandler, RPCResponse
 from raft.util import async_notify_ch, generate_uuid
+
+
+class Network(Protocol):
+    """What the transport needs of a simulated network (``raft.sim.SimNetwork`` is one).
+
+    Differs: hashicorp's in-memory transport hands messages straight to the
+    peer. Named here as an interface so that this module, like the rest of
+    the protocol, does not import the simulator that may sit under it.
+    """
+
+    def new_rpc_id(self) -> int:
+        """A fresh number that names one request and its answer in the event stream."""
+        ...
+
+    def send(self, rpc_id: int, src: str, dst: str, rpc: str, dir: str, payload: bytes,
+             deliver: Callable[[bytes], None], summary: dict[str, Any] | None = None) -> str | None:
+        """Put a message on the wire; return why it was dropped at once, or None."""
+        ...
 
 DEFAULT_TIMEOUT = 0.5  # Go: NewInmemTransport uses 500ms
 SNAPSHOT_TIMEOUT_SCALE = 256 * 1024  # InstallSnapshot waits one more timeout per this many bytes (as NetworkTransport)
@@ -71,7 +89,7 @@ class InmemTransport:
     marks a crashed node, and ``reopen`` gives it an empty inbox on restart.
     """
 
-    def __init__(self, addr: str, timeout: float = DEFAULT_TIMEOUT, network: SimNetwork | None = None) -> None:
+    def __init__(self, addr: str, timeout: float = DEFAULT_TIMEOUT, network: Network | None = None) -> None:
         if not addr:
             raise ValueError("an InmemTransport needs an address")
         self.consumer_ch: Chan[RPC] = Chan(16, name=f"{addr}.consumer")

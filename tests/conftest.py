@@ -9,7 +9,7 @@ from typing import Any
 
 import pytest
 
-from raft.testing import Cluster
+from raft.sim import Cluster
 
 
 @pytest.fixture

@@ -19,7 +19,7 @@ from raft.commands import AppendEntriesRequest, InstallSnapshotRequest, RPCHeade
 from raft.config import Config
 from raft.configuration import Configuration, Server, ServerSuffrage, encode_configuration
 from raft.log import Log, LogType
-from raft.testing import Cluster
+from raft.sim import Cluster
 from raft.transport import RPC, RPCResponse
 
 LEADER = RPCHeader(id="L", addr="L")

@@ -9,7 +9,7 @@ from pathlib import Path
 
 import pytest
 
-from raft.cli import main
+from raft.sim.cli import main
 
 
 def run(capsys: pytest.CaptureFixture[str], *args: str) -> tuple[int, str, str]:

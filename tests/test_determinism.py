@@ -13,7 +13,7 @@ import subprocess
 import sys
 from pathlib import Path
 
-from raft.testing import Cluster
+from raft.sim import Cluster
 
 ARGS = ["run", "--nodes", "5", "--seed", "7", "--duration", "20", "--loss", "0.1", "--apply-rate", "10",
         "--crash", "n1:5", "--restart", "n1:9", "--crash", "n2:12"]
@@ -22,7 +22,7 @@ ARGS = ["run", "--nodes", "5", "--seed", "7", "--duration", "20", "--loss", "0.1
 def run_cli(tmp_path: Path, hash_seed: str) -> tuple[bytes, str]:
     trace = tmp_path / f"trace-{hash_seed}.jsonl"
     env = dict(os.environ, PYTHONHASHSEED=hash_seed)
-    result = subprocess.run([sys.executable, "-m", "raft.cli", *ARGS, "--trace", str(trace)],
+    result = subprocess.run([sys.executable, "-m", "raft.sim.cli", *ARGS, "--trace", str(trace)],
                             capture_output=True, text=True, env=env, timeout=300, check=True)
     return trace.read_bytes(), result.stdout.replace(str(trace), "TRACE")
 

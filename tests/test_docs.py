@@ -153,7 +153,7 @@ def test_real_cluster_page_reads_its_tables_and_formats_from_the_code(site: Path
     import ast
 
     rst = load_module("rst_docstrings", DOCS / "rst_docstrings.py")
-    docstring = ast.get_docstring(ast.parse((ROOT / "raft" / "kv_service.py").read_text(encoding="utf-8")))
+    docstring = ast.get_docstring(ast.parse((ROOT / "raft" / "kv" / "service.py").read_text(encoding="utf-8")))
     assert docstring is not None
     table = rst.simple_tables(docstring)[0]
     rows = table_rows(site, "tools/real-cluster")

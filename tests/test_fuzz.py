@@ -14,7 +14,7 @@ import os
 import pytest
 
 from raft.config import TeachingBugs
-from raft.fuzz import SCENARIOS, run_one
+from raft.sim.fuzz import SCENARIOS, run_one
 
 SEEDS = int(os.environ.get("RAFT_FUZZ_SEEDS", "50"))
 HEAVY_SEEDS = int(os.environ.get("RAFT_FUZZ_HEAVY_SEEDS", "20"))

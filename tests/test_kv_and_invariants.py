@@ -8,12 +8,12 @@ from collections.abc import Callable
 
 import pytest
 
+from raft.checkers.invariants import InvariantViolation
 from raft.errors import FSMError
-from raft.invariants import InvariantViolation
 from raft.kv import Command, KVError, KVStore, Result, read
 from raft.log import Log, LogType
+from raft.sim import Cluster
 from raft.state import RaftState
-from raft.testing import Cluster
 
 Make = Callable[..., Cluster]
 

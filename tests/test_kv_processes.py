@@ -23,8 +23,8 @@ from typing import Any
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
-from raft.kv_service import http_call
-from raft.linearizability import UNKNOWN, Operation, check_operations, kv_cas_model
+from raft.checkers.linearizability import UNKNOWN, Operation, check_operations, kv_cas_model
+from raft.kv.service import http_call
 from raft.tcp_transport import free_loopback_ports
 
 
@@ -32,7 +32,7 @@ class Node:
     def __init__(self, node_id: str, raft_port: int, http_port: int, data: Path, bootstrap: str, peers: str) -> None:
         self.id = node_id
         self.http = f"127.0.0.1:{http_port}"
-        self.args = [sys.executable, "-m", "raft.kv_service", "--id", node_id, "--bind", f"127.0.0.1:{raft_port}",
+        self.args = [sys.executable, "-m", "raft.kv.service", "--id", node_id, "--bind", f"127.0.0.1:{raft_port}",
                      "--http", self.http, "--data-dir", str(data / node_id), "--bootstrap", bootstrap,
                      "--http-peers", peers, "--snapshot-threshold", "64", "--trailing-logs", "32"]
         self.log = data / f"{node_id}.log"
@@ -387,7 +387,7 @@ def test_sigterm_shuts_down_cleanly(cluster: list[Node]) -> None:
 ])
 def test_bad_arguments_exit_2(args: list[str], message: str) -> None:
     """Bad command-line arguments print a clear message and exit with status 2."""
-    result = subprocess.run([sys.executable, "-m", "raft.kv_service", *args], capture_output=True, text=True,
+    result = subprocess.run([sys.executable, "-m", "raft.kv.service", *args], capture_output=True, text=True,
                             timeout=30, env=dict(os.environ))
     assert result.returncode == 2
     assert message in result.stderr
@@ -397,7 +397,7 @@ def test_trace_file_holds_the_event_stream(tmp_path: Path) -> None:
     """--trace writes the same JSON Lines events as the simulator, with wall-clock times."""
     ports = free_loopback_ports(2)
     trace = tmp_path / "trace.jsonl"
-    args = [sys.executable, "-m", "raft.kv_service", "--id", "n1", "--bind", f"127.0.0.1:{ports[0]}",
+    args = [sys.executable, "-m", "raft.kv.service", "--id", "n1", "--bind", f"127.0.0.1:{ports[0]}",
             "--http", f"127.0.0.1:{ports[1]}", "--data-dir", str(tmp_path / "n1"),
             "--bootstrap", f"n1=127.0.0.1:{ports[0]}", "--trace", str(trace)]
     proc = subprocess.Popen(args, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)

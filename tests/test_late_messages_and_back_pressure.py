@@ -17,8 +17,9 @@ from injected import append, inject, install, lone_follower, mock_snapshot
 from raft.commands import AppendEntriesRequest, TimeoutNowRequest
 from raft.errors import ErrNothingNewToSnapshot, RaftError, StoreError
 from raft.raft import KEY_LAST_VOTE_TERM
+from raft.sim import Cluster
 from raft.state import RaftState
-from raft.testing import Cluster, inmem_config
+from raft.testing import inmem_config
 
 Make = Callable[..., Cluster]
 

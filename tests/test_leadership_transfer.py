@@ -35,8 +35,9 @@ from raft.raft import LeaderState
 from raft.replication import FollowerReplication
 from raft.runtime.channels import Chan
 from raft.runtime.virtual_loop import VirtualTimeLoop
+from raft.sim import Cluster
 from raft.state import RaftState
-from raft.testing import Cluster, MockFSM, inmem_config
+from raft.testing import MockFSM, inmem_config
 
 Make = Callable[..., Cluster]
 

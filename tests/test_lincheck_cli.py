@@ -9,7 +9,7 @@ from pathlib import Path
 import pytest
 from conftest import shared_data_dir
 
-from raft.lincheck import add_arguments, lincheck_main
+from raft.checkers.lincheck import add_arguments, lincheck_main
 
 DATA = shared_data_dir() / "linearizability"
 

@@ -21,7 +21,7 @@ from conftest import shared_data_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from raft.linearizability import (
+from raft.checkers.linearizability import (
     UNKNOWN,
     CheckResult,
     HistoryFormatError,

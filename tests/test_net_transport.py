@@ -57,8 +57,8 @@ from raft.net_transport import (
     NetworkTransport,
     accept_backoff,
 )
-from raft.sqlite_store import SQLiteStore
 from raft.state import RaftState
+from raft.stores.sqlite_store import SQLiteStore
 from raft.tcp_transport import ErrNotAdvertisable, new_tcp_transport, split_host_port
 from raft.testing import MockFSM
 from raft.transport import RPC, Transport, WithClose, WithPreVote

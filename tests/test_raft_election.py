@@ -20,8 +20,9 @@ from raft.inmem_store import InmemStore
 from raft.inmem_transport import InmemTransport
 from raft.runtime.channels import Chan
 from raft.runtime.virtual_loop import VirtualTimeLoop
+from raft.sim import Cluster
 from raft.state import RaftState
-from raft.testing import Cluster, MockFSM, inmem_config
+from raft.testing import MockFSM, inmem_config
 
 Make = Callable[..., Cluster]
 

@@ -17,8 +17,9 @@ from raft.config import Config
 from raft.configuration import Configuration, ServerSuffrage, has_vote
 from raft.errors import ConfigError, ErrLeadershipLost, ErrNotLeader
 from raft.future import ConfigurationsFuture
+from raft.sim import Cluster
 from raft.state import RaftState
-from raft.testing import Cluster, MockFSM, MockFSMConfigStore, inmem_config
+from raft.testing import MockFSM, MockFSMConfigStore, inmem_config
 
 Make = Callable[..., Cluster]
 

@@ -17,8 +17,9 @@ from raft.log import Log, LogType
 from raft.log_cache import LogCache
 from raft.raft import KEY_CURRENT_TERM
 from raft.runtime.channels import Chan
+from raft.sim import Cluster
 from raft.state import RaftState
-from raft.testing import Cluster, inmem_config
+from raft.testing import inmem_config
 
 Make = Callable[..., Cluster]
 

@@ -18,7 +18,8 @@ from raft.configuration import Configuration, Server, ServerSuffrage
 from raft.errors import ErrNothingNewToSnapshot, RaftError, StoreError
 from raft.file_snapshot import FileSnapshotStore
 from raft.log import Log, LogType
-from raft.testing import Cluster, MockFSM, inmem_config
+from raft.sim import Cluster
+from raft.testing import MockFSM, inmem_config
 
 Make = Callable[..., Cluster]
 

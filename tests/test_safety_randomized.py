@@ -23,8 +23,9 @@ from raft.errors import ErrLeadershipLost, ErrNotLeader
 from raft.events import Event
 from raft.runtime.channels import select
 from raft.runtime.timers import after
+from raft.sim import Cluster
 from raft.sim.network import LinkFaults
-from raft.testing import Cluster, inmem_config
+from raft.testing import inmem_config
 
 SEEDS = int(os.environ.get("RAFT_SAFETY_SEEDS", "200"))
 HT = 0.050  # inmem_config's timeouts: many elections per virtual second

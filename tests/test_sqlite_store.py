@@ -1,4 +1,4 @@
-"""Tests for raft/sqlite_store.py: the store conformance suite, then what only a disk store must do.
+"""Tests for raft/stores/sqlite_store.py: the store conformance suite, then what only a disk store must do.
 
 Mirrors: raft-boltdb's bolt_store_test.go (conformance, reopen, a closed
 store), plus the durability promises Figure 2 asks of "stable storage".
@@ -19,7 +19,7 @@ from test_inmem_store import LogStoreConformance, StableStoreConformance, entrie
 from raft.errors import ErrLogNotFound, StoreError
 from raft.log import Log, LogType
 from raft.log_cache import LogCache
-from raft.sqlite_store import APPLICATION_ID, SCHEMA_VERSION, SQLiteStore
+from raft.stores.sqlite_store import APPLICATION_ID, SCHEMA_VERSION, SQLiteStore
 
 
 class TestSQLiteStore(LogStoreConformance, StableStoreConformance):

@@ -1,4 +1,4 @@
-"""The synchronous facade of raft.testing: driving, faults, and errors that reach the user."""
+"""The synchronous facade of raft.sim.Cluster: driving, faults, and errors that reach the user."""
 
 from __future__ import annotations
 
@@ -8,8 +8,8 @@ from typing import Any
 
 import pytest
 
+from raft.sim import Cluster, SimulationError
 from raft.state import RaftState
-from raft.testing import Cluster, SimulationError
 
 
 def test_facade_works_inside_a_running_event_loop() -> None:

@@ -7,9 +7,9 @@ from pathlib import Path
 
 import pytest
 
-from raft.cli import main
-from raft.testing import Cluster
-from raft.trace_check import EXIT_OK, EXIT_USAGE, EXIT_VIOLATION, TraceChecker, read_events
+from raft.checkers.trace_check import EXIT_OK, EXIT_USAGE, EXIT_VIOLATION, TraceChecker, read_events
+from raft.sim import Cluster
+from raft.sim.cli import main
 
 
 def write(path: Path, events: list[dict[str, object]]) -> str:

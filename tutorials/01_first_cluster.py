@@ -10,7 +10,7 @@ virtual time, so the output is the same on every machine, every time.
 # --8<-- [start:imports]
 from tutorial_helpers import print_logs, show, step
 
-from raft.testing import Cluster
+from raft.sim import Cluster
 
 # --8<-- [end:imports]
 

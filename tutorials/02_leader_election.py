@@ -13,8 +13,8 @@ import statistics
 
 from tutorial_helpers import step
 
+from raft.sim import Cluster
 from raft.sim.network import LinkFaults
-from raft.testing import Cluster
 
 # --8<-- [end:imports]
 

@@ -12,7 +12,7 @@ Run it with ``python tutorials/03_log_replication.py``.
 # --8<-- [start:imports]
 from tutorial_helpers import print_logs, show, step
 
-from raft.testing import Cluster
+from raft.sim import Cluster
 
 # --8<-- [end:imports]
 

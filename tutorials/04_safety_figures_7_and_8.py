@@ -12,12 +12,12 @@ Run it with ``python tutorials/04_safety_figures_7_and_8.py``.
 # --8<-- [start:imports]
 from tutorial_helpers import print_logs, show, step
 
+from raft.checkers.invariants import InvariantViolation
 from raft.config import Config, TeachingBugs
 from raft.configuration import Configuration, Server, ServerSuffrage, encode_configuration
-from raft.invariants import InvariantViolation
 from raft.log import Log, LogType
 from raft.raft import KEY_CURRENT_TERM
-from raft.testing import Cluster
+from raft.sim import Cluster
 
 # --8<-- [end:imports]
 

@@ -13,7 +13,7 @@ Run it with ``python tutorials/05_membership.py``.
 # --8<-- [start:imports]
 from tutorial_helpers import print_logs, step
 
-from raft.testing import Cluster
+from raft.sim import Cluster
 
 # --8<-- [end:imports]
 

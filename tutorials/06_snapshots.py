@@ -13,7 +13,7 @@ Run it with ``python tutorials/06_snapshots.py``.
 from tutorial_helpers import print_logs, show, step
 
 from raft.config import Config
-from raft.testing import Cluster
+from raft.sim import Cluster
 
 # --8<-- [end:imports]
 

@@ -14,7 +14,7 @@ Run it with ``python tutorials/07_transfer_and_pre_vote.py``.
 from tutorial_helpers import show, step
 
 from raft.config import Config
-from raft.testing import Cluster
+from raft.sim import Cluster
 
 # --8<-- [end:imports]
 

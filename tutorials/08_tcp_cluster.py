@@ -35,9 +35,9 @@ from tutorial_helpers import step
 from raft.events import Event
 from raft.kv import Command
 from raft.log import LogType
-from raft.sqlite_store import SQLiteStore
+from raft.sim import Cluster
+from raft.stores.sqlite_store import SQLiteStore
 from raft.tcp_transport import free_loopback_ports
-from raft.testing import Cluster
 
 # --8<-- [end:imports]
 
@@ -68,7 +68,7 @@ class Node:
         self.data_dir = folder / node_id
         self.trace = folder / f"{node_id}.trace.jsonl"
         self.output = folder / f"{node_id}.out"  # what the process prints, to read if something goes wrong
-        self.command = [sys.executable, "-m", "raft.kv_service", "--id", node_id,
+        self.command = [sys.executable, "-m", "raft.kv.service", "--id", node_id,
                         "--bind", self.raft_address, "--http", self.http, "--data-dir", str(self.data_dir),
                         "--bootstrap", bootstrap, "--http-peers", http_peers, "--trace", str(self.trace)]
         self.process: subprocess.Popen[bytes] | None = None
@@ -277,7 +277,7 @@ print("at most one leader in each term (Election Safety):", yes(all(len(n) == 1 
 
 # raft-sim check-trace checks Figure 3's properties on recorded traces, after
 # the fact: here the three files of this real run, read as one run.
-verdict = subprocess.run([sys.executable, "-m", "raft.cli", "check-trace", *(str(n.trace) for n in nodes)],
+verdict = subprocess.run([sys.executable, "-m", "raft.sim.cli", "check-trace", *(str(n.trace) for n in nodes)],
                          capture_output=True, text=True, check=False)
 print("raft-sim check-trace on the three files:", verdict.stdout.split(":")[0], f"(exit status {verdict.returncode})")
 

@@ -19,8 +19,8 @@ from tutorial_helpers import step
 
 from raft.config import TeachingBugs
 from raft.events import Event
-from raft.fuzz import FuzzRun
-from raft.testing import Cluster
+from raft.sim import Cluster
+from raft.sim.fuzz import FuzzRun
 
 # --8<-- [end:imports]
 

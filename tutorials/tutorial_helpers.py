@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 
 from raft.events import Event
-from raft.testing import Cluster
+from raft.sim import Cluster
 
 
 def step(name: str, title: str) -> None:

@@ -6,7 +6,7 @@ Read in this order:
 * ``server.py``     — the Flask + Flask-SocketIO app: pages, socket events, broadcasting.
 * ``commands.py``   — every message a browser may send, and how it is validated.
 * ``simulation.py`` — the one thread that owns the cluster: time control, rewind, branch.
-* ``cluster.py``    — ``VisualCluster``, a ``raft.testing.Cluster`` that remembers client
+* ``cluster.py``    — ``VisualCluster``, a ``raft.sim.Cluster`` that remembers client
   requests and can start from a preset's hand-made logs.
 * ``views.py``      — reading each node's state into plain data, and sending only what changed.
 * ``narration.py``  — scenario presets (``presets/*.json``) whose captions wait for events.

@@ -2,7 +2,7 @@
 
 Read before: raft/testing.py (``Cluster``). Read next: simulation.py.
 
-It is a ``raft.testing.Cluster`` with two additions, both invisible to the
+It is a ``raft.sim.Cluster`` with two additions, both invisible to the
 protocol:
 
 * it remembers every client request it was asked to ``submit`` with its
@@ -31,8 +31,8 @@ from raft.config import Config
 from raft.configuration import Configuration, Server, ServerSuffrage, encode_configuration
 from raft.log import Log, LogType
 from raft.raft import KEY_CURRENT_TERM
+from raft.sim import Cluster
 from raft.sim.network import LinkFaults
-from raft.testing import Cluster
 
 
 @dataclass

@@ -17,7 +17,7 @@ Read before: simulation.py (which runs the narration). Presets live in
     }
 
 ``cluster.config`` and ``cluster.faults`` take the fields a recording may
-hold (``raft.testing.RECORDABLE_CONFIG`` and ``RECORDABLE_FAULTS``);
+hold (``raft.sim.RECORDABLE_CONFIG`` and ``RECORDABLE_FAULTS``);
 ``setup`` (optional) gives nodes hand-made logs before they start.
 
 A step runs in this order:
@@ -48,7 +48,7 @@ from pathlib import Path
 from typing import Any
 
 from raft.events import Event
-from raft.testing import RECORDABLE_CONFIG, RECORDABLE_FAULTS
+from raft.sim import RECORDABLE_CONFIG, RECORDABLE_FAULTS
 from visualizer.cluster import LogSetup
 from visualizer.commands import INTERVENTIONS, MAX_NODES, MIN_NODES
 

@@ -47,9 +47,9 @@ from raft.config import Config
 from raft.configuration import ServerSuffrage
 from raft.errors import RaftError
 from raft.events import Event
+from raft.sim import Cluster, Intervention, SimulationError
 from raft.sim.network import LinkFaults
 from raft.state import RaftState
-from raft.testing import Cluster, Intervention, SimulationError
 from visualizer.cluster import VisualCluster, settle_client_requests, with_setup
 from visualizer.commands import MAX_NODES, Command, CommandError, parse_command
 from visualizer.narration import Narrator, Preset, load_presets

@@ -142,7 +142,7 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         # Checked after every callback while set: returning True pauses the loop.
         self.pause_when: Callable[[], bool] | None = None
         # Callbacks run so far, not counting request_pause itself: a position in
-        # the run that a replay can stop at exactly (see raft.testing).
+        # the run that a replay can stop at exactly (see raft.sim.cluster).
         self.callbacks_run = 0
         # Zero: every timer runs at exactly its own due time. A non-zero
         # resolution would run timers due a hair after a pause at the pause's

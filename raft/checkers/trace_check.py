@@ -44,8 +44,8 @@ from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any, TextIO
 
+from raft.checkers.invariants import InvariantViolation
 from raft.events import Event
-from raft.invariants import InvariantViolation
 
 EXIT_OK = 0
 EXIT_VIOLATION = 1

@@ -64,10 +64,10 @@ from raft.errors import ErrCantBootstrap, ErrNotLeader, RaftError
 from raft.events import Event, EventLog
 from raft.file_snapshot import FileSnapshotStore
 from raft.kv import Command, KVStore, Result, read
-from raft.kv_metrics import MetricsCollector
+from raft.kv.metrics import MetricsCollector
 from raft.log_cache import LogCache
-from raft.sqlite_store import SQLiteStore
 from raft.state import RaftState
+from raft.stores.sqlite_store import SQLiteStore
 from raft.tcp_transport import new_tcp_transport, split_host_port
 
 MAX_BODY = 1 << 20  # a client request body larger than this is refused

@@ -20,7 +20,7 @@ import sys
 from collections.abc import Callable, Sequence
 from typing import TextIO
 
-from raft.linearizability import (
+from raft.checkers.linearizability import (
     HistoryFormatError,
     Model,
     Operation,

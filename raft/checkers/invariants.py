@@ -59,15 +59,37 @@ fuzzy/ tests, extended to all five properties and checked continuously.
 from __future__ import annotations
 
 import hashlib
-from collections.abc import Callable
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from raft.errors import ErrLogNotFound
 from raft.events import Event
+from raft.inmem_store import InmemStore
 
 if TYPE_CHECKING:
-    from raft.testing import Cluster, NodeHandle
+    from raft.api import Raft
+
+
+class NodeHandle(Protocol):
+    """What the checker reads of one server: its running node (None while crashed) and its store.
+
+    ``raft.sim.NodeHandle`` is one; the checker names only what it reads, so
+    that it does not depend on the simulator that uses it.
+    """
+
+    @property
+    def raft(self) -> Raft | None: ...
+
+    @property
+    def store(self) -> InmemStore: ...
+
+
+class Cluster(Protocol):
+    """What the checker reads of a cluster: its servers by ID (``raft.sim.Cluster`` is one)."""
+
+    @property
+    def handles(self) -> Mapping[str, NodeHandle]: ...
 
 
 class InvariantViolation(AssertionError):

@@ -54,14 +54,14 @@ from dataclasses import dataclass, field, replace
 from typing import Any
 
 from raft.api import Raft
+from raft.checkers.invariants import InvariantViolation
+from raft.checkers.linearizability import UNKNOWN, Operation, check_operations, kv_cas_model
 from raft.config import Config, TeachingBugs
 from raft.errors import RaftError
-from raft.invariants import InvariantViolation
 from raft.kv import Command, KVStore, Result, read
-from raft.linearizability import UNKNOWN, Operation, check_operations, kv_cas_model
+from raft.sim.cluster import Cluster, SimulationError
 from raft.sim.network import EchoRule, LinkFaults, SlowRule
 from raft.state import RaftState
-from raft.testing import Cluster, SimulationError
 
 HT = 0.2  # heartbeat and election timeout of fuzz runs, in virtual seconds
 KEYS = ("a", "b", "c")  # few keys: more contention, more interesting histories

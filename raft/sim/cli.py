@@ -16,21 +16,21 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, TextIO
 
+from raft.checkers.lincheck import DESCRIPTION as LINCHECK_DESCRIPTION
+from raft.checkers.lincheck import add_arguments as add_lincheck_arguments
+from raft.checkers.lincheck import run_lincheck
+from raft.checkers.trace_check import DESCRIPTION as CHECK_TRACE_DESCRIPTION
+from raft.checkers.trace_check import add_arguments as add_check_trace_arguments
+from raft.checkers.trace_check import run_check_trace
 from raft.config import Config, TeachingBugs
 from raft.errors import RaftError
 from raft.events import Event
-from raft.fuzz import SCENARIOS, run_one
-from raft.lincheck import DESCRIPTION as LINCHECK_DESCRIPTION
-from raft.lincheck import add_arguments as add_lincheck_arguments
-from raft.lincheck import run_lincheck
 from raft.runtime.channels import select
 from raft.runtime.timers import after
+from raft.sim.cluster import Cluster
+from raft.sim.fuzz import SCENARIOS, run_one
 from raft.sim.network import LinkFaults
 from raft.state import RaftState
-from raft.testing import Cluster
-from raft.trace_check import DESCRIPTION as CHECK_TRACE_DESCRIPTION
-from raft.trace_check import add_arguments as add_check_trace_arguments
-from raft.trace_check import run_check_trace
 
 EXIT_USAGE = 2
 
