@@ -23,7 +23,7 @@ fi
 .venv/bin/python -m pip install --quiet -e ".[dev]"
 
 echo "== ruff"
-.venv/bin/ruff check raft tests bench visualizer tutorials hatch_build.py docs/hooks.py docs/rst_docstrings.py
+.venv/bin/ruff check raft tests bench visualizer tutorials hatch_build.py docs/hooks.py docs/rst_docstrings.py docs/sitegen
 echo "== mypy --strict raft/"
 .venv/bin/mypy
 echo "== mkdocs build --strict"

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import hashlib
 import html
+import importlib
 import importlib.util
 import os
 import re
@@ -39,8 +40,11 @@ def load_module(name: str, path: Path) -> ModuleType:
     return module
 
 
-def load_hooks() -> ModuleType:
-    return load_module("docs_hooks", DOCS / "hooks.py")
+def builder(module: str) -> ModuleType:
+    """A module of the site's builder, docs/sitegen/ (docs/hooks.py calls it during a build)."""
+    if str(DOCS) not in sys.path:
+        sys.path.insert(0, str(DOCS))
+    return importlib.import_module(f"sitegen.{module}")
 
 
 @pytest.fixture(scope="module")
@@ -111,8 +115,7 @@ def test_differences_page_collects_every_differs_line(site: Path) -> None:
     """The Differs: lines are collected, including comments, with the big ones explained by hand."""
     text = page_text(site, "maps/differences")
     count = int(re.search(r"(\d+) differences are recorded in the code", text)[1])  # type: ignore[index]
-    hooks = load_hooks()
-    index = hooks.scan_code()
+    index = builder("code_index").scan_code()
     tagged = sum(len(d.tag("Differs")) for d in index.definitions)
     comments = sum(1 for d in index.definitions for c in d.comments if c.text.startswith("Differs:"))
     assert count == tagged + comments > 20
@@ -331,17 +334,17 @@ def test_realworld_section_waits_for_results_then_shows_table_and_plot(tmp_path:
 
     from bench.plots import plot_throughput_against_pysyncobj
 
-    hooks = load_hooks()
+    benchmarks = builder("benchmarks")
     results = tmp_path / "realworld.json"
-    assert "Results coming" in hooks.realworld("tools/benchmarks.md", tmp_path, results)
+    assert "Results coming" in benchmarks.realworld("tools/benchmarks.md", tmp_path, results)
     results.write_text(json.dumps(SAMPLE_REALWORLD), encoding="utf-8")
     with caplog.at_level("WARNING", logger="mkdocs.hooks.raft_docs"):
-        hooks.realworld("tools/benchmarks.md", tmp_path, results)
+        benchmarks.realworld("tools/benchmarks.md", tmp_path, results)
     assert "python -m bench.plots" in caplog.text, "a missing plot must fail the strict build"
     caplog.clear()
-    plot_throughput_against_pysyncobj(results, tmp_path / hooks.REALWORLD_PLOT)
+    plot_throughput_against_pysyncobj(results, tmp_path / benchmarks.REALWORLD_PLOT)
     with caplog.at_level("WARNING", logger="mkdocs.hooks.raft_docs"):
-        section = hooks.realworld("tools/benchmarks.md", tmp_path, results)
+        section = benchmarks.realworld("tools/benchmarks.md", tmp_path, results)
     assert caplog.text == ""
     assert "| throughput, in-memory log (ops/s) | 2,000.00 | 1,000.00 | 2.00 | higher |" in section
     assert "| latency p50, one at a time (ms) | 2.00 | 4.00 | 0.50 | lower |" in section
@@ -351,9 +354,21 @@ def test_realworld_section_waits_for_results_then_shows_table_and_plot(tmp_path:
 # -- the hook's parsers -----------------------------------------------------------------------
 
 
+def test_code_index_covers_every_module_of_the_package_and_its_subpackages() -> None:
+    """Griffe loads raft/ with raft/sim, raft/checkers, raft/kv and raft/stores; every module gets a source page."""
+    index = builder("code_index").scan_code()
+    on_disk = {p.relative_to(ROOT).as_posix() for p in (ROOT / "raft").rglob("*.py")}
+    assert set(index.modules) == on_disk
+    assert index.resolve("raft.sim.cluster.Cluster").path == "raft/sim/cluster.py"
+    follower = index.resolve("RaftLoops.run_follower")
+    assert follower.path == "raft/raft.py" and "runFollower" in " ".join(follower.tag("Mirrors"))
+    lines = index.sources["raft/future.py"].splitlines()
+    done = index.resolve("raft.future.Future.done")  # a property: it starts at its decorator, like a function
+    assert lines[done.line - 1].strip() == "@property"
+
+
 def test_docstring_tags_are_parsed_across_lines() -> None:
-    hooks = load_hooks()
-    summary, tags = hooks.parse_tags(
+    summary, tags = builder("tags").parse_tags(
         'Answer RPCs (Mirrors: setLeader).\n\nPaper:   Figure 2, Followers: "If election timeout\n'
         '         elapses".\nMirrors: raft.go runFollower.\nDiffers: one helper,\ninstead of many.\n\nMore text.')
     assert summary == "Answer RPCs (Mirrors: setLeader)."
@@ -363,24 +378,23 @@ def test_docstring_tags_are_parsed_across_lines() -> None:
 
 
 def test_thesis_sections_are_told_apart_from_paper_sections() -> None:
-    hooks = load_hooks()
-    assert hooks.references("Figure 2 (all four boxes), §5.1–§5.4; Thesis §9.6 (pre-vote), §3.10") == [
+    tags = builder("tags")
+    assert tags.references("Figure 2 (all four boxes), §5.1–§5.4; Thesis §9.6 (pre-vote), §3.10") == [
         "Figure 2", "§5.1", "§5.4", "Thesis §9.6", "Thesis §3.10"]
-    assert hooks.references("§6.2 of the thesis (a leader steps down)") == ["Thesis §6.2"]
+    assert tags.references("§6.2 of the thesis (a leader steps down)") == ["Thesis §6.2"]
 
 
 def test_visualizer_screenshot_is_shown_only_if_it_exists(tmp_path: Path) -> None:
     """Without docs/assets/visualizer.png the guide says it is coming, and the strict build does not fail."""
-    hooks = load_hooks()
-    assert "Screenshot coming" in hooks.screenshot("tools/visualizer.md", tmp_path)
+    visualizer = builder("visualizer")
+    assert "Screenshot coming" in visualizer.screenshot("tools/visualizer.md", tmp_path)
     (tmp_path / "assets").mkdir()
     (tmp_path / "assets" / "visualizer.png").write_bytes(b"")
-    assert "](../assets/visualizer.png)" in hooks.screenshot("tools/visualizer.md", tmp_path)
+    assert "](../assets/visualizer.png)" in visualizer.screenshot("tools/visualizer.md", tmp_path)
 
 
 def test_tutorial_output_is_cut_at_step_headers() -> None:
-    hooks = load_hooks()
-    steps = hooks.split_steps("\n=== [one] First ===\na\nb\n\n=== [two] Second ===\nc\n")
+    steps = builder("tutorials").split_steps("\n=== [one] First ===\na\nb\n\n=== [two] Second ===\nc\n")
     assert steps == {"one": "a\nb\n", "two": "c\n"}
 
 
@@ -398,6 +412,6 @@ def test_rst_literal_blocks_and_simple_tables_become_markdown() -> None:
 
 
 def test_cli_help_is_read_from_the_parsers() -> None:
-    hooks = load_hooks()
+    commands = builder("commands")
     for command, option in [("raft-kv", "--http-peers"), ("raft-sim fuzz", "--bug"), ("raft-sim lincheck", "--format")]:
-        assert option in hooks.cli_help(command)
+        assert option in commands.cli_help(command)
