@@ -63,7 +63,8 @@ def _absolute_griffe_extensions(config: MkDocsConfig) -> None:
             extensions[k] = str(ROOT / extension)
 
 
-BUILDER = "sitegen/"  # the builder's own files sit in docs/ but are not part of the site
+# The builder's code and data sit in docs/ but are not part of the site.
+BUILDER = ("sitegen/", "data/")
 
 
 def on_files(files: Files, config: MkDocsConfig) -> Files:
