@@ -84,6 +84,8 @@ def new_inmem_addr(rng: random.Random) -> str:
 class InmemTransport:
     """Transport for nodes in one process (Mirrors: InmemTransport).
 
+    Mirrors: NewInmemTransport and NewInmemTransportWithTimeout.
+
     Differs: ``set_heartbeat_handler`` is ignored, as in Go. The optional
     ``network`` adds the simulator's faults; the network's ``down`` table
     marks a crashed node, and ``reopen`` gives it an empty inbox on restart.

@@ -20,7 +20,10 @@ from raft.errors import ErrLogNotFound
 
 
 class LogType(enum.IntEnum):
-    """What an entry is for. The numbers are stored on disk and must never change."""
+    """What an entry is for. The numbers are stored on disk and must never change.
+
+    Mirrors: log.go LogType.
+    """
 
     LogCommand = 0  # a client command for the FSM
     LogNoop = 1  # a new leader's first entry of its term; never reaches the FSM

@@ -118,7 +118,7 @@ class ServerAddressProvider(Protocol):
 
 
 class StreamLayer(Protocol):
-    """Where connections come from (Mirrors: StreamLayer, a net.Listener plus Dial)."""
+    """Where connections come from (Mirrors: StreamLayer, a ``net.Listener`` that can also dial)."""
 
     async def accept(self) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
         """Wait for the next incoming connection."""
@@ -243,6 +243,8 @@ async def write_frame(writer: asyncio.StreamWriter, frame: bytes, timeout: float
 
 class NetworkTransport:
     """Raft's Transport over a StreamLayer (Mirrors: NetworkTransport, NewNetworkTransportWithConfig).
+
+    Mirrors: NewNetworkTransport and NewNetworkTransportWithLogger.
 
     Create it inside a running event loop: it starts listening at once.
     ``max_rpcs_in_flight`` 0 means the default of 2; 1 turns pipelining off.

@@ -138,7 +138,7 @@ async def new_tcp_transport(bind_addr: str, advertise: str | None = None, max_po
                             logger: logging.Logger | None = None) -> NetworkTransport:
     """Bind ``bind_addr`` and return a NetworkTransport serving on it.
 
-    Mirrors: NewTCPTransport and NewTCPTransportWithConfig.
+    Mirrors: NewTCPTransport, NewTCPTransportWithConfig, NewTCPTransportWithLogger and newTCPTransport.
 
     ``bind_addr`` is "host:port"; port 0 picks a free port, and
     ``local_addr()`` then reports the real one. Raises ``ErrNotAdvertisable``
