@@ -12,7 +12,8 @@ module per job:
 ``links``                 ``[text](code:run_follower)``: links to a line of a source page
 ``source_pages``          one page per module of ``raft/``, with line numbers
 ``markers``               ``<!-- @go-python-map -->`` and the other generated parts a page asks for
-``go_map``                the Go ↔ Python map, from the ``Mirrors:`` lines
+``go_map``                the Go ↔ Python map: every Go function, and the ``Mirrors:`` lines
+``go_functions``          the list of hashicorp/raft's Go functions (docs/data/), and its regeneration
 ``paper_map``             the paper ↔ code map: Figures 2, 3 and 13, fields, sections cited
 ``code_tables``           the recorded differences, the event kinds, teaching bugs, scenarios
 ``docstrings``            a table, a literal block or the code of a definition, on a page
