@@ -4,7 +4,9 @@ A log cannot grow forever. Every server now and then writes a snapshot of
 its state machine and deletes the log entries the snapshot covers, keeping a
 few recent ones (trailing logs) for followers that are only a little behind.
 A follower that is further behind than that gets the snapshot itself, through
-the InstallSnapshot RPC (§7, Figures 12 and 13).
+the InstallSnapshot RPC (§7, Figures 12 and 13), and then keeps the part of
+its own log that follows the snapshot (Figure 13, rule 6) or discards the
+whole log (rule 7).
 
 Run it with ``python tutorials/06_snapshots.py``.
 """
@@ -50,6 +52,41 @@ show(cluster.events.since(restarted_at), "snapshot_send", "snapshot_installed", 
 print_logs(cluster)
 print(f"{down} has applied {len(cluster.fsm(down).logs)} commands, the last {cluster.fsm(down).logs[-1]}")
 # --8<-- [end:install]
+
+step("rule6", "Figure 13, rule 6: a follower that holds the snapshot's last entry keeps what follows")
+# --8<-- [start:rule6]
+leader = cluster.leader()
+assert leader is not None
+behind = next(f for f in cluster.followers() if f != down)  # the follower that never went down
+# One way only: `behind` still hears the leader and stores what it sends,
+# but its answers are lost, so the leader never learns how far it got.
+cluster.cut(behind, leader)
+for i in range(80, 90):
+    cluster.apply(f"command {i}".encode())
+assert cluster.wait(cluster.node(leader).snapshot()) is None  # a snapshot now, at the last applied entry
+for i in range(90, 98):
+    cluster.apply(f"command {i}".encode())
+cluster.run_until(lambda c: c.node(behind).last_index() == c.node(leader).last_index())
+print_logs(cluster)
+next_index, match_index = cluster.replication_state()[behind]
+print(f"the leader's nextIndex for {behind}: {next_index} (matchIndex {match_index})")
+cluster.crash(behind)
+cluster.run_for(1)  # down long enough for the leader to stop streaming entries to it
+cluster.restart(behind)  # the commit index is volatile: it restarts from its own snapshot's index
+print(f"{behind} restarted:")
+print_logs(cluster, [behind])
+cluster.restore_link(behind, leader)  # from now on the leader hears its answers again
+restarted_at = cluster.now
+cluster.run_for(1)
+show(cluster.events.since(restarted_at), "snapshot_send", "snapshot_installed", "snapshot_ignored", "compact",
+     "truncate", nodes=[leader, behind])
+print_logs(cluster, [behind])
+store = cluster.handles[behind].store
+print(f"{behind}'s snapshot ends at {cluster.node(behind).get_last_snapshot()[0]}; "
+      f"its log holds entries {store.first_index()} to {store.last_index()}")
+cluster.wait_for_replication(98)
+print(f"{behind} has applied {len(cluster.fsm(behind).logs)} commands, the last {cluster.fsm(behind).logs[-1]}")
+# --8<-- [end:rule6]
 
 step("rule7", "Figure 13, rule 7: a log that disagrees with the snapshot is discarded")
 # --8<-- [start:rule7]
