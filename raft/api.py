@@ -47,7 +47,7 @@ from raft.errors import (
     RaftError,
     StoreError,
 )
-from raft.events import EventLog, NodeEvents
+from raft.events import EventLog, NodeEvents, protocol_function, reset_started_by, started_by
 from raft.fsm import FSM, CommitTuple, FSMRunner
 from raft.future import (
     BootstrapFuture,
@@ -363,7 +363,7 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
             self.set_committed_configuration(meta.configuration, meta.configuration_index)
             self.set_latest_configuration(meta.configuration, meta.configuration_index)
             if meta.index > self.get_commit_index():
-                self.set_commit_index(meta.index, "restore_snapshot")
+                self.set_commit_index(meta.index)
             self.events.emit("snapshot_restored", "restore_snapshot", index=meta.index, term=meta.term,
                              id=meta.id, reason="start-up")
             return
@@ -415,8 +415,16 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
         return self.conf
 
     def go_func(self, coro: Any, name: str = "") -> asyncio.Task[Any]:
-        """Start a tracked task (Mirrors: state.go goFunc)."""
-        return self.routines_group.go(coro, name)
+        """Start a tracked task (Mirrors: state.go goFunc).
+
+        Differs: the task remembers which protocol function started it, for
+        the ``func`` of the events it emits (events.py ``started_by``).
+        """
+        token = started_by(protocol_function())
+        try:
+            return self.routines_group.go(coro, name)
+        finally:
+            reset_started_by(token)
 
     def __repr__(self) -> str:
         return f"Node at {self.local_addr} [{self.get_state()}]"
@@ -543,7 +551,7 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
         if not self.shutdown_flag:
             self.shutdown_ch.close()
             self.shutdown_flag = True
-            self.set_state(RaftState.Shutdown, "shutdown requested", "shutdown")
+            self.set_state(RaftState.Shutdown, "shutdown requested")
             return ShutdownFuture(self)
         return ShutdownFuture(None)
 

@@ -54,9 +54,13 @@ stable key order, so two runs of the same seed give byte-identical traces.
 from __future__ import annotations
 
 import json
+import os
+import sys
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, field
-from typing import IO, Any
+from contextvars import ContextVar
+from dataclasses import dataclass, field, fields
+from types import CodeType, FrameType
+from typing import IO, Any, ClassVar
 
 Fields = dict[str, Any]
 
@@ -157,6 +161,269 @@ class EventLog:
             out.write("\n")
 
 
+# ---------------------------------------------------------------------------
+# Which protocol function an event names
+# ---------------------------------------------------------------------------
+
+# Functions that only carry a change to the event stream; an event never names them.
+PLUMBING = frozenset({"emit", "report", "observe", "protocol_function", "go_func"})
+# Setters: an event names the protocol function that called them (or the
+# setter itself, when a test or a tool calls it directly).
+SETTERS = frozenset({"set_state", "set_leader", "set_current_term", "set_commit_index"})
+# The protocol's own modules: the top level of the package, not its tools.
+_PROTOCOL_DIR = os.path.dirname(os.path.abspath(__file__))
+_CODE_NAMES: dict[CodeType, tuple[bool, str]] = {}  # code -> (in the protocol?, the name an event uses)
+
+
+def _code_name(code: CodeType) -> tuple[bool, str]:
+    known = _CODE_NAMES.get(code)
+    if known is None:
+        inside = os.path.dirname(os.path.abspath(code.co_filename)) == _PROTOCOL_DIR
+        known = _CODE_NAMES[code] = (inside, code.co_qualname.split(".<locals>", 1)[0].rsplit(".", 1)[-1])
+    return known
+
+# The protocol function that started the running task (see ``started_by``).
+_STARTED_BY: ContextVar[str] = ContextVar("raft_started_by", default="")
+
+
+def protocol_function(depth: int = 1) -> str:
+    """The protocol function an event is about: the first public function up the call stack.
+
+    Walks the stack from the caller, past the pass-through functions above
+    and past private helpers (a leading underscore), which report the public
+    function they work for. A nested function counts as the function it is
+    written in (``leader_loop.<locals>.watch`` is ``leader_loop``). When the
+    walk leaves the protocol's modules (the bottom of a task's stack), the
+    answer is the function that started the task (``started_by``), the way a
+    Go stack trace ends with "created by"; called from a test or a tool, it
+    is the setter the caller used. Deterministic, and cheap: a few frame hops, and only
+    when someone records events.
+
+    Differs: hashicorp has no event stream; this replaces the function name
+    the protocol code would otherwise have to pass at every call.
+    """
+    frame: FrameType | None = sys._getframe(depth)
+    last = ""
+    while frame is not None:
+        inside, name = _code_name(frame.f_code)
+        if not inside:
+            break  # the bottom of a task (under the runtime's wrapper), or a test or a tool calling in
+        if name not in PLUMBING:
+            if name not in SETTERS and not name.startswith("_"):
+                return name
+            last = name
+        frame = frame.f_back
+    return _STARTED_BY.get() or last
+
+
+def started_by(name: str) -> Any:
+    """Remember ``name`` as the starter of the tasks created until ``reset``; returns the reset token.
+
+    asyncio copies the context into each task it creates, so a task started
+    inside this window keeps the name for its whole life.
+    """
+    return _STARTED_BY.set(name)
+
+
+def reset_started_by(token: Any) -> None:
+    _STARTED_BY.reset(token)
+
+
+# ---------------------------------------------------------------------------
+# What the protocol reports
+# ---------------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Report:
+    """Something the protocol reports to the event stream (``Raft.observe`` takes it).
+
+    Each subclass is one event kind; its fields are the event's fields, in
+    order. A field left at None is not part of that event.
+    Differs: hashicorp has observations for a few of these (leader, peer,
+    heartbeat, vote request); the rest exist only for the event stream, and
+    reach no registered ``Observer``.
+    """
+
+    kind: ClassVar[str] = ""
+
+    def to_fields(self) -> Fields:
+        values = ((f.name, getattr(self, f.name)) for f in fields(self))
+        return {name: value for name, value in values if value is not None}
+
+
+@dataclass(frozen=True)
+class TimerSet(Report):
+    """A randomized timer was armed: it fires at ``fires_at``, somewhere in [deadline, deadline + timeout)."""
+
+    kind: ClassVar[str] = "timer"
+    timer: str
+    timeout: float
+    deadline: float
+    fires_at: float
+
+
+@dataclass(frozen=True)
+class ElectionStarted(Report):
+    """A candidate asks for (pre-)votes in ``term``."""
+
+    kind: ClassVar[str] = "election"
+    phase: str
+    term: int
+    needed: int
+    last_log_index: int
+    last_log_term: int
+
+
+@dataclass(frozen=True)
+class VoteTallied(Report):
+    """A candidate counted one (pre-)vote reply; ``refused_votes`` is counted in the pre-vote only."""
+
+    kind: ClassVar[str] = "tally"
+    phase: str
+    voter: str
+    term: int
+    granted: bool
+    granted_votes: int
+    refused_votes: int | None
+    needed: int
+
+
+@dataclass(frozen=True)
+class ElectionTimedOut(Report):
+    """A candidate's election timer fired before it won: it starts over."""
+
+    kind: ClassVar[str] = "election_timeout"
+    term: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class VoteDecided(Report):
+    """A server answered a RequestVote or RequestPreVote."""
+
+    kind: ClassVar[str] = "vote"
+    phase: str
+    candidate: str
+    term: int
+    granted: bool
+    reason: str
+
+
+@dataclass(frozen=True)
+class TermChanged(Report):
+    kind: ClassVar[str] = "term"
+    term: int
+    previous: int
+
+
+@dataclass(frozen=True)
+class StateChanged(Report):
+    kind: ClassVar[str] = "state"
+    state: str
+    term: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class CommitIndexChanged(Report):
+    kind: ClassVar[str] = "commit"
+    index: int
+    previous: int
+
+
+@dataclass(frozen=True)
+class ConfigurationChanged(Report):
+    kind: ClassVar[str] = "configuration"
+    which: str
+    index: int
+    configuration: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class EntriesAppended(Report):
+    """Entries were written to the log.
+
+    The event's fields are ``first``, ``last`` and ``entries`` ([index, term,
+    type] for each), worked out only when someone records events.
+    """
+
+    kind: ClassVar[str] = "append"
+    logs: list[Any]  # raft.log.Log, not empty
+
+    def to_fields(self) -> Fields:
+        logs = self.logs
+        return {"first": logs[0].index, "last": logs[-1].index,
+                "entries": [[e.index, e.term, e.type.name] for e in logs]}
+
+
+@dataclass(frozen=True)
+class LogTruncated(Report):
+    """Entries ``first``..``last`` were deleted; ``terms`` marks where each run of one term starts."""
+
+    kind: ClassVar[str] = "truncate"
+    first: int
+    last: int
+    term: int
+    terms: list[list[int]]
+    reason: str
+
+
+@dataclass(frozen=True)
+class LeaseLost(Report):
+    kind: ClassVar[str] = "lease_lost"
+    contacted: int
+    quorum: int
+
+
+@dataclass(frozen=True)
+class TransferStarted(Report):
+    kind: ClassVar[str] = "transfer"
+    target: str
+    phase: str = "started"
+
+
+@dataclass(frozen=True)
+class TransferFinished(Report):
+    kind: ClassVar[str] = "transfer"
+    phase: str
+    error: str
+
+
+@dataclass(frozen=True)
+class SnapshotIgnored(Report):
+    kind: ClassVar[str] = "snapshot_ignored"
+    index: int
+    term: int
+    leader: str
+    commit_index: int
+    reason: str
+
+
+@dataclass(frozen=True)
+class SnapshotInstalled(Report):
+    kind: ClassVar[str] = "snapshot_installed"
+    index: int
+    term: int
+    size: int
+    leader: str
+
+
+@dataclass(frozen=True)
+class SnapshotRestored(Report):
+    kind: ClassVar[str] = "snapshot_restored"
+    index: int
+    term: int
+
+
+@dataclass(frozen=True)
+class TimeoutNowRefused(Report):
+    kind: ClassVar[str] = "timeout_now_refused"
+    leader: str
+    term: int
+    reason: str
+
+
 class NodeEvents:
     """The emitter one node holds: stamps its own name on what it emits.
 
@@ -175,3 +442,8 @@ class NodeEvents:
     def emit(self, kind: str, func: str, **fields: Any) -> None:
         if self.log is not None:
             self.log.emit(self.node, kind, func, **fields)
+
+    def report(self, report: Report, func: str) -> None:
+        """Emit ``report`` as an event of its kind, naming ``func``."""
+        if self.log is not None:
+            self.log.emit(self.node, report.kind, func, **report.to_fields())

@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Any
 
 from raft.commands import RequestPreVoteRequest, RequestVoteRequest
 from raft.configuration import Server
+from raft.events import Report, protocol_function
 from raft.runtime.channels import Chan, Send, select
 from raft.state import RaftState
 
@@ -133,15 +134,22 @@ class ObserverMixin:
         """Stop sending observations to ``observer`` (Mirrors: DeregisterObserver)."""
         self.observers.pop(observer.id, None)
 
-    def observe(self: Raft, data: Any, func: str = "observe") -> None:
+    def observe(self: Raft, data: Any) -> None:
         """Send ``data`` to every interested observer and to the event stream.
 
         Mirrors: observer.go (*Raft).observe.
+        Differs: also takes a ``Report`` (events.py), which goes to the event
+        stream only. The event names the protocol function that observed it
+        (``protocol_function``), so no caller passes its own name.
         """
+        if isinstance(data, Report):
+            if self.events.enabled:
+                self.events.report(data, protocol_function())
+            return
         described = observation_event(data)
-        if described is not None:
+        if described is not None and self.events.enabled:
             kind, fields = described
-            self.events.emit(kind, func, **fields)
+            self.events.emit(kind, protocol_function(), **fields)
         for observer in list(self.observers.values()):
             observation = Observation(self, data)
             if observer.filter is not None and not observer.filter(observation):

@@ -66,6 +66,26 @@ from raft.errors import (
     StoreError,
     TransportError,
 )
+from raft.events import (
+    CommitIndexChanged,
+    ConfigurationChanged,
+    ElectionStarted,
+    ElectionTimedOut,
+    EntriesAppended,
+    LeaseLost,
+    LogTruncated,
+    SnapshotIgnored,
+    SnapshotInstalled,
+    SnapshotRestored,
+    StateChanged,
+    TermChanged,
+    TimeoutNowRefused,
+    TimerSet,
+    TransferFinished,
+    TransferStarted,
+    VoteDecided,
+    VoteTallied,
+)
 from raft.fsm import CommitTuple
 from raft.future import (
     ConfigurationChangeFuture,
@@ -167,12 +187,12 @@ class RaftLoops:
         if version < self.config().protocol_version - 1:
             raise ErrUnsupportedProtocol()
 
-    def set_leader(self: Raft, leader_addr: str, leader_id: str, func: str = "set_leader") -> None:
+    def set_leader(self: Raft, leader_addr: str, leader_id: str) -> None:
         """Record who we think the leader is, and tell observers if it changed (Mirrors: setLeader)."""
         old_addr, old_id = self.leader_addr, self.leader_id
         self.leader_addr, self.leader_id = leader_addr, leader_id
         if old_addr != leader_addr or old_id != leader_id:
-            self.observe(LeaderObservation(leader_addr, leader_id), func)
+            self.observe(LeaderObservation(leader_addr, leader_id))
 
     async def request_config_change(self: Raft, future: ConfigurationChangeFuture, timeout: float) -> None:
         """Hand a membership change to the leader loop (Mirrors: requestConfigChange)."""
@@ -207,7 +227,7 @@ class RaftLoops:
         """
         while True:
             if self.shutdown_ch.closed:
-                self.set_leader("", "", "run")  # so nobody forwards requests to us
+                self.set_leader("", "")  # so nobody forwards requests to us
                 return
             state = self.get_state()
             if state == RaftState.Follower:
@@ -233,7 +253,7 @@ class RaftLoops:
         and we then look at how long ago we last heard from a leader.
         """
         did_warn = False
-        heartbeat_timer = self._follower_timer(self.config().heartbeat_timeout)
+        heartbeat_timer = self._random_timer("heartbeat", self.config().heartbeat_timeout)
         while self.get_state() == RaftState.Follower:
             case, value = await select([
                 self.rpc_ch, self.configuration_change_ch, self.apply_ch, self.verify_ch,
@@ -254,7 +274,7 @@ class RaftLoops:
                 heartbeat_timer = after(0)  # re-check at once with the reloaded timeout
             elif case is heartbeat_timer:
                 timeout = self.config().heartbeat_timeout
-                heartbeat_timer = self._follower_timer(timeout)
+                heartbeat_timer = self._random_timer("heartbeat", timeout)
                 if self._heard_from_leader_within(timeout):
                     continue
                 did_warn = self._heartbeat_timed_out(did_warn)
@@ -263,16 +283,13 @@ class RaftLoops:
             else:
                 self._refuse_client_request(value, ErrNotLeader())
 
-    def _follower_timer(self: Raft, timeout: float) -> Chan[float] | None:
-        return self._random_timer(timeout, "heartbeat", "run_follower")
-
-    def _random_timer(self: Raft, timeout: float, name: str, func: str) -> Chan[float] | None:
+    def _random_timer(self: Raft, name: str, timeout: float) -> Chan[float] | None:
         """``random_timeout`` (util.go randomTimeout), plus an event saying when it will fire."""
         if timeout <= 0:
             return None
         delay = random_delay(timeout, self.rng)
-        self.events.emit("timer", func, timer=name, timeout=timeout, deadline=round(self.now() + timeout, 6),
-                         fires_at=round(self.now() + delay, 6))
+        now = self.now()
+        self.observe(TimerSet(name, timeout, round(now + timeout, 6), round(now + delay, 6)))
         return after(delay)
 
     def _heard_from_leader_within(self: Raft, timeout: float) -> bool:
@@ -287,7 +304,7 @@ class RaftLoops:
         won an election would lead a cluster that cannot count its votes.
         Returns whether a warning has been logged, so it is logged only once.
         """
-        self.set_leader("", "", "run_follower")
+        self.set_leader("", "")
         configurations = self.configurations
         if configurations.latest_index == 0:
             if not did_warn:
@@ -300,7 +317,7 @@ class RaftLoops:
             return True
         if has_vote(configurations.latest, self.local_id):
             self.logger.warning("heartbeat timeout reached, starting election")
-            self.set_state(RaftState.Candidate, "heartbeat timeout: no leader heard from", "run_follower")
+            self.set_state(RaftState.Candidate, "heartbeat timeout: no leader heard from")
             return did_warn
         if not did_warn:
             self.logger.warning("heartbeat timeout reached, not part of a stable configuration "
@@ -329,7 +346,7 @@ class RaftLoops:
         except RaftError as err:
             return err
         entry = self.logs.get_log(1)
-        self.set_current_term(1, "live_bootstrap")
+        self.set_current_term(1)
         self.set_last_log(entry.index, entry.term)
         self.process_configuration_log_entry(entry)
         return None
@@ -355,7 +372,7 @@ class RaftLoops:
             vote_ch = self.elect_self()
         try:
             election_timeout = self.config().election_timeout
-            election_timer = self._candidate_timer(election_timeout)
+            election_timer = self._random_timer("election", election_timeout)
             pre_granted = pre_refused = granted = 0
             votes_needed = self.quorum_size()
             while self.get_state() == RaftState.Candidate:
@@ -370,42 +387,38 @@ class RaftLoops:
                 elif case is prevote_ch:
                     if value.term > term:
                         # Figure 2, All Servers: a newer term means we are out of date.
-                        self.set_state(RaftState.Follower, f"pre-vote reply from {value.voter_id} has newer term",
-                                       "run_candidate")
-                        self.set_current_term(value.term, "run_candidate")
+                        self.set_state(RaftState.Follower, f"pre-vote reply from {value.voter_id} has newer term")
+                        self.set_current_term(value.term)
                         return
                     if value.granted:
                         pre_granted += 1
                     else:
                         pre_refused += 1
-                    self.events.emit("tally", "run_candidate", phase="pre_vote", voter=value.voter_id,
-                                     term=term, granted=value.granted, granted_votes=pre_granted,
-                                     refused_votes=pre_refused, needed=votes_needed)
+                    self.observe(VoteTallied("pre_vote", value.voter_id, term, value.granted, pre_granted,
+                                             pre_refused, votes_needed))
                     if pre_granted >= votes_needed:
                         # The pre-vote is won: now hold the real election.
                         pre_granted = pre_refused = 0
-                        election_timer = self._candidate_timer(election_timeout)
+                        election_timer = self._random_timer("election", election_timeout)
                         prevote_ch = None
                         vote_ch = self.elect_self()
                     if pre_refused >= votes_needed:
                         self.logger.info("pre-vote campaign failed, waiting for election timeout")
                 elif case is vote_ch:
                     if value.term > self.get_current_term():
-                        self.set_state(RaftState.Follower, f"vote reply from {value.voter_id} has newer term",
-                                       "run_candidate")
-                        self.set_current_term(value.term, "run_candidate")
+                        self.set_state(RaftState.Follower, f"vote reply from {value.voter_id} has newer term")
+                        self.set_current_term(value.term)
                         return
                     if value.granted:
                         granted += 1
-                    self.events.emit("tally", "run_candidate", phase="vote", voter=value.voter_id,
-                                     term=self.get_current_term(), granted=value.granted,
-                                     granted_votes=granted, needed=votes_needed)
+                    self.observe(VoteTallied("vote", value.voter_id, self.get_current_term(), value.granted,
+                                             granted, None, votes_needed))
                     # Figure 2, Candidates: "If votes received from majority of
                     # servers: become leader".
                     if granted >= votes_needed:
                         self.set_state(RaftState.Leader, f"won the election: {granted} votes, "
-                                       f"{votes_needed} needed", "run_candidate")
-                        self.set_leader(self.local_addr, self.local_id, "run_candidate")
+                                       f"{votes_needed} needed")
+                        self.set_leader(self.local_addr, self.local_id)
                         return
                 elif case is self.configurations_ch:
                     self._answer_configurations(value)
@@ -416,13 +429,12 @@ class RaftLoops:
                 elif case is self.follower_notify_ch:
                     if election_timeout != self.config().election_timeout:
                         election_timeout = self.config().election_timeout
-                        election_timer = self._candidate_timer(election_timeout)
+                        election_timer = self._random_timer("election", election_timeout)
                 elif case is election_timer:
                     # Figure 2, Candidates: "If election timeout elapses: start new election".
                     # Returning re-enters run_candidate, which starts over.
                     self.logger.warning("Election timeout reached, restarting election")
-                    self.events.emit("election_timeout", "run_candidate", term=self.get_current_term(),
-                                     reason="no majority yet, starting over")
+                    self.observe(ElectionTimedOut(self.get_current_term(), "no majority yet, starting over"))
                     return
                 elif case is self.shutdown_ch:
                     return
@@ -432,9 +444,6 @@ class RaftLoops:
             # The transfer privilege covers one candidacy only; it must not
             # let this node override sticky leaders in later elections.
             self.candidate_from_leadership_transfer = False
-
-    def _candidate_timer(self: Raft, timeout: float) -> Chan[float] | None:
-        return self._random_timer(timeout, "election", "run_candidate")
 
     # ------------------------------------------------------------------
     # The leader
@@ -500,7 +509,7 @@ class RaftLoops:
             verify.respond(ErrLeadershipLost())
         self.leader_state = LeaderState()
         if self.leader_addr == self.local_addr and self.leader_id == self.local_id:
-            self.set_leader("", "", "run_leader")
+            self.set_leader("", "")
         override_notify_bool(self.leader_ch, False)
         if notify is not None:
             await self._notify_leadership(notify, False)
@@ -534,7 +543,7 @@ class RaftLoops:
                 state.repl_state[server.id] = repl
                 self.go_func(self.replicate(repl), f"replicate:{server.id}")
                 async_notify_ch(repl.trigger_ch)
-                self.observe(PeerObservation(False, server), "start_stop_replication")
+                self.observe(PeerObservation(False, server))
             elif repl.peer.address != server.address:
                 repl.peer = server
         for server_id in list(state.repl_state):
@@ -543,7 +552,7 @@ class RaftLoops:
             repl = state.repl_state.pop(server_id)
             repl.stop_ch.send_nowait(last_index)  # Go blocks here; one value on a one-slot channel never waits
             repl.stop_ch.close()
-            self.observe(PeerObservation(True, repl.peer), "start_stop_replication")
+            self.observe(PeerObservation(True, repl.peer))
 
     def configuration_change_ch_if_stable(self: Raft) -> Chan[ConfigurationChangeFuture] | None:
         """The configuration-change channel, or None while a change is in flight.
@@ -589,9 +598,9 @@ class RaftLoops:
                 elif case is state.step_down:
                     # Figure 2, All Servers: "If RPC ... response contains term T >
                     # currentTerm: set currentTerm = T, convert to follower".
-                    self.set_state(RaftState.Follower, f"a follower replied with newer term {value}", "leader_loop")
+                    self.set_state(RaftState.Follower, f"a follower replied with newer term {value}")
                     if value > self.get_current_term():
-                        self.set_current_term(value, "leader_loop")
+                        self.set_current_term(value)
                 elif case is self.leadership_transfer_ch:
                     self._leader_start_transfer(value)
                 elif case is state.commit_ch:
@@ -643,7 +652,7 @@ class RaftLoops:
         assert self.leader_state.commitment is not None
         old_commit_index = self.get_commit_index()
         commit_index = self.leader_state.commitment.get_commit_index()
-        self.set_commit_index(commit_index, "leader_loop")
+        self.set_commit_index(commit_index)
         latest_index = self.configurations.latest_index
         if old_commit_index < latest_index <= commit_index:
             self.set_committed_configuration(self.configurations.latest, latest_index)
@@ -669,7 +678,7 @@ class RaftLoops:
                 self.shutdown()
             else:
                 self.logger.info("removed ourself, transitioning to follower")
-                self.set_state(RaftState.Follower, "our removal from the cluster committed", "leader_loop")
+                self.set_state(RaftState.Follower, "our removal from the cluster committed")
 
     def _leader_verify(self: Raft, v: VerifyFuture) -> None:
         """A verify request arrived, or one has collected its answers (Mirrors: verifyCh case)."""
@@ -681,7 +690,7 @@ class RaftLoops:
             repl.clean_notify(v)
         if v.votes < v.quorum_size:
             self.logger.warning("new leader elected, stepping down")
-            self.set_state(RaftState.Follower, "verify_leader: a follower has a newer term", "leader_loop")
+            self.set_state(RaftState.Follower, "verify_leader: a follower has a newer term")
             v.respond(ErrNotLeader())
         else:
             v.respond(None)
@@ -749,7 +758,7 @@ class RaftLoops:
             done_ch.send_nowait(RaftError(f"cannot find replication state for {server_id}"))
             return
         self.set_leadership_transfer_in_progress(True)
-        self.events.emit("transfer", "leader_loop", target=server_id, phase="started")
+        self.observe(TransferStarted(server_id))
         self.go_func(self.run_leadership_transfer(server_id, address or "", repl, stop_ch, done_ch),
                      "leadership_transfer")
 
@@ -779,7 +788,7 @@ class RaftLoops:
                 future.respond(result)
         finally:
             self.set_leadership_transfer_in_progress(False)
-            self.events.emit("transfer", "leader_loop", phase="finished", error=str(result or ""))
+            self.observe(TransferFinished("finished", str(result or "")))
 
     async def run_leadership_transfer(self: Raft, server_id: str, address: str, repl: FollowerReplication,
                                   stop_ch: Chan[bool], done_ch: Chan[RaftError | None]) -> None:
@@ -836,9 +845,9 @@ class RaftLoops:
         quorum = self.quorum_size()
         if contacted < quorum:
             self.logger.warning("failed to contact quorum of nodes, stepping down")
-            self.events.emit("lease_lost", "check_leader_lease", contacted=contacted, quorum=quorum)
+            self.observe(LeaseLost(contacted, quorum))
             self.set_state(RaftState.Follower, f"leader lease expired: heard from {contacted} of "
-                           f"{quorum} voters needed", "check_leader_lease")
+                           f"{quorum} voters needed")
         return max_diff
 
     def quorum_size(self: Raft) -> int:
@@ -898,19 +907,15 @@ class RaftLoops:
             self.logger.error("failed to commit logs: %s", err)
             for future in apply_logs:
                 future.respond(err)
-            self.set_state(RaftState.Follower, f"could not store entries: {err}", "dispatch_logs")
+            self.set_state(RaftState.Follower, f"could not store entries: {err}")
             return
-        self._emit_append(entries, "dispatch_logs")
+        if entries:
+            self.observe(EntriesAppended(entries))
         assert self.leader_state.commitment is not None
         self.leader_state.commitment.match(self.local_id, last_index)
         self.set_last_log(last_index, term)
         for repl in self.leader_state.repl_state.values():
             async_notify_ch(repl.trigger_ch)
-
-    def _emit_append(self: Raft, entries: list[Log], func: str) -> None:
-        if entries and self.events.enabled:
-            self.events.emit("append", func, first=entries[0].index, last=entries[-1].index,
-                             entries=[[e.index, e.term, e.type.name] for e in entries])
 
     async def process_logs(self: Raft, index: int, futures: dict[int, LogFuture] | None) -> None:
         """Send every entry up to ``index`` that is not yet applied to the FSM task.
@@ -1027,11 +1032,10 @@ class RaftLoops:
                                                     and not self.candidate_from_leadership_transfer):
                 # All Servers: a newer term makes us a follower; and a candidate
                 # that hears from a leader of its own term has lost (§5.2).
-                self.set_state(RaftState.Follower, f"AppendEntries from leader {a.header.id} in term {a.term}",
-                               "append_entries")
-                self.set_current_term(a.term, "append_entries")
+                self.set_state(RaftState.Follower, f"AppendEntries from leader {a.header.id} in term {a.term}")
+                self.set_current_term(a.term)
                 resp.term = a.term
-            self.set_leader(self.trans.decode_peer(a.header.addr), a.header.id, "append_entries")
+            self.set_leader(self.trans.decode_peer(a.header.addr), a.header.id)
             # Rule 2: "Reply false if log doesn't contain an entry at prevLogIndex
             # whose term matches prevLogTerm". This is what makes logs match (§5.3).
             if a.prev_log_entry > 0 and not self._prev_log_matches(a, resp):
@@ -1052,7 +1056,7 @@ class RaftLoops:
             if index > self.get_commit_index():
                 # Differs: hashicorp sets the commit index even when that moves
                 # it backwards (possible only with a forged request); we never do.
-                self.set_commit_index(index, "append_entries")
+                self.set_commit_index(index)
                 if self.configurations.latest_index <= index:
                     self.set_committed_configuration(self.configurations.latest, self.configurations.latest_index)
                 await self.process_logs(index, None)
@@ -1138,9 +1142,8 @@ class RaftLoops:
                 except RaftError as err:
                     self.logger.error("failed to clear log suffix: %s", err)
                     return False
-                self.events.emit("truncate", "append_entries", first=entry.index, last=last_log_index,
-                                 term=stored.term, terms=deleted,
-                                 reason=f"conflicts with the leader's entry of term {entry.term}")
+                self.observe(LogTruncated(entry.index, last_log_index, stored.term, deleted,
+                                          f"conflicts with the leader's entry of term {entry.term}"))
                 if entry.index <= self.configurations.latest_index:
                     # The latest configuration was in the deleted suffix: fall back.
                     self.set_latest_configuration(self.configurations.committed,
@@ -1154,7 +1157,8 @@ class RaftLoops:
         except RaftError as err:
             self.logger.error("failed to append to logs: %s", err)
             return False
-        self._emit_append(new_entries, "append_entries")
+        if new_entries:
+            self.observe(EntriesAppended(new_entries))
         for entry in new_entries:
             self.process_configuration_log_entry(entry)
         last = new_entries[-1]
@@ -1182,13 +1186,12 @@ class RaftLoops:
         still hear from a leader ("sticky leader"), unless that leader asked
         for the election by a leadership transfer.
         """
-        self.observe(req, "request_vote")
+        self.observe(req)
         resp = RequestVoteResponse(self.get_rpc_header(), term=self.get_current_term())
         try:
             granted, reason = self._decide_vote(req, resp)
             resp.granted = granted
-            self.events.emit("vote", "request_vote", phase="vote", candidate=req.header.id, term=req.term,
-                             granted=granted, reason=reason)
+            self.observe(VoteDecided("vote", req.header.id, req.term, granted, reason))
         finally:
             rpc.respond(resp, None)
 
@@ -1206,9 +1209,8 @@ class RaftLoops:
         if req.term > self.get_current_term():
             # All Servers: "If RPC request contains term T > currentTerm: set
             # currentTerm = T, convert to follower".
-            self.set_state(RaftState.Follower, f"RequestVote from {candidate_id} has newer term {req.term}",
-                           "request_vote")
-            self.set_current_term(req.term, "request_vote")
+            self.set_state(RaftState.Follower, f"RequestVote from {candidate_id} has newer term {req.term}")
+            self.set_current_term(req.term)
             resp.term = req.term
         if latest.servers and not has_vote(latest, candidate_id):
             # After the term update, so that a demoted server's high term still
@@ -1251,13 +1253,12 @@ class RaftLoops:
         record a vote, and we do not count this as contact from a leader
         (#609: otherwise a server spamming pre-votes could stop elections).
         """
-        self.observe(req, "request_pre_vote")
+        self.observe(req)
         resp = RequestPreVoteResponse(self.get_rpc_header(), term=self.get_current_term())
         try:
             granted, reason = self._decide_pre_vote(req, resp)
             resp.granted = granted
-            self.events.emit("vote", "request_pre_vote", phase="pre_vote", candidate=req.header.id,
-                             term=req.term, granted=granted, reason=reason)
+            self.observe(VoteDecided("pre_vote", req.header.id, req.term, granted, reason))
         finally:
             rpc.respond(resp, None)
 
@@ -1318,11 +1319,10 @@ class RaftLoops:
         if req.term < self.get_current_term():
             return None
         if req.term > self.get_current_term():
-            self.set_state(RaftState.Follower, f"InstallSnapshot from {req.header.id} in newer term {req.term}",
-                           "install_snapshot")
-            self.set_current_term(req.term, "install_snapshot")
+            self.set_state(RaftState.Follower, f"InstallSnapshot from {req.header.id} in newer term {req.term}")
+            self.set_current_term(req.term)
             resp.term = req.term
-        self.set_leader(self.trans.decode_peer(req.header.addr), req.header.id, "install_snapshot")
+        self.set_leader(self.trans.decode_peer(req.header.addr), req.header.id)
         if req.last_log_index <= self.get_commit_index():
             # §7: a snapshot that describes a prefix of our log must leave the
             # entries after it alone, and one that ends at or below our commit
@@ -1330,9 +1330,8 @@ class RaftLoops:
             # so it is in our log or our own snapshot already. Installing it
             # would move the state machine back to an older state. This is
             # what a duplicated or long-delayed InstallSnapshot looks like.
-            self.events.emit("snapshot_ignored", "install_snapshot", index=req.last_log_index,
-                             term=req.last_log_term, leader=req.header.id, commit_index=self.get_commit_index(),
-                             reason="the snapshot ends at or below our commit index")
+            self.observe(SnapshotIgnored(req.last_log_index, req.last_log_term, req.header.id,
+                                         self.get_commit_index(), "the snapshot ends at or below our commit index"))
             resp.success = True
             self.set_last_contact()
             return None
@@ -1375,9 +1374,8 @@ class RaftLoops:
         # Differs: hashicorp leaves the commit index behind lastApplied here; a
         # snapshot holds only committed entries, so we can move it up.
         if req.last_log_index > self.get_commit_index():
-            self.set_commit_index(req.last_log_index, "install_snapshot")
-        self.events.emit("snapshot_installed", "install_snapshot", index=req.last_log_index,
-                         term=req.last_log_term, size=req.size, leader=req.header.id)
+            self.set_commit_index(req.last_log_index)
+        self.observe(SnapshotInstalled(req.last_log_index, req.last_log_term, req.size, req.header.id))
         resp.success = True
         self.set_last_contact()
         return None
@@ -1420,9 +1418,8 @@ class RaftLoops:
             self.logs.delete_range(first, last)
         self.set_last_log(index, term)
         if last > 0:
-            self.events.emit("truncate", "install_snapshot", first=first, last=last,
-                             term=deleted[0][1] if deleted else 0, terms=deleted,
-                             reason="Figure 13 rule 7: the log does not contain the snapshot's last entry")
+            self.observe(LogTruncated(first, last, deleted[0][1] if deleted else 0, deleted,
+                                      "Figure 13 rule 7: the log does not contain the snapshot's last entry"))
 
     async def restore_user_snapshot(self: Raft, meta: SnapshotMeta, reader: BinaryIO) -> RaftError | None:
         """Replace the cluster's state with an external snapshot (leader only).
@@ -1476,7 +1473,7 @@ class RaftLoops:
 
         if isinstance(self.logs, MonotonicLogStore) and self.logs.is_monotonic():
             self.remove_old_logs()
-        self.events.emit("snapshot_restored", "restore_user_snapshot", index=last_index, term=term)
+        self.observe(SnapshotRestored(last_index, term))
         return None
 
     def timeout_now(self: Raft, rpc: RPC, req: TimeoutNowRequest) -> None:
@@ -1491,20 +1488,18 @@ class RaftLoops:
         """
         # Figure 2, All Servers: a request from an older term is stale.
         if req.term < self.get_current_term():
-            self.events.emit("timeout_now_refused", "timeout_now", leader=req.header.id, term=req.term,
-                             reason=f"stale term {req.term} < our term {self.get_current_term()}")
+            self.observe(TimeoutNowRefused(req.header.id, req.term,
+                                           f"stale term {req.term} < our term {self.get_current_term()}"))
             rpc.respond(None, RaftError(f"TimeoutNow from term {req.term} refused: "
                                         f"our term is {self.get_current_term()}"))
             return
         if req.term > self.get_current_term():
             # Figure 2, All Servers: "If RPC request contains term T > currentTerm:
             # set currentTerm = T". The election below then starts at T + 1.
-            self.set_state(RaftState.Follower, f"TimeoutNow from {req.header.id} has newer term {req.term}",
-                           "timeout_now")
-            self.set_current_term(req.term, "timeout_now")
-        self.set_leader("", "", "timeout_now")
-        self.set_state(RaftState.Candidate, f"TimeoutNow from leader {req.header.id}: leadership transfer",
-                       "timeout_now")
+            self.set_state(RaftState.Follower, f"TimeoutNow from {req.header.id} has newer term {req.term}")
+            self.set_current_term(req.term)
+        self.set_leader("", "")
+        self.set_state(RaftState.Candidate, f"TimeoutNow from leader {req.header.id}: leadership transfer")
         self.candidate_from_leadership_transfer = True
         rpc.respond(TimeoutNowResponse(self.get_rpc_header()), None)
 
@@ -1530,13 +1525,12 @@ class RaftLoops:
         """
         resp_ch: Chan[VoteResult] = Chan(len(self.configurations.latest.servers), name="votes")
         new_term = self.get_current_term() + 1
-        self.set_current_term(new_term, "elect_self")
+        self.set_current_term(new_term)
         last_index, last_term = self.get_last_entry()
         req = RequestVoteRequest(self.get_rpc_header(), term=new_term, last_log_index=last_index,
                                  last_log_term=last_term,
                                  leadership_transfer=self.candidate_from_leadership_transfer)
-        self.events.emit("election", "elect_self", phase="vote", term=new_term, needed=self.quorum_size(),
-                         last_log_index=last_index, last_log_term=last_term)
+        self.observe(ElectionStarted("vote", new_term, self.quorum_size(), last_index, last_term))
         for server in self.configurations.latest.servers:
             if server.suffrage != ServerSuffrage.Voter:
                 continue
@@ -1576,8 +1570,7 @@ class RaftLoops:
         last_index, last_term = self.get_last_entry()
         req = RequestPreVoteRequest(self.get_rpc_header(), term=new_term, last_log_index=last_index,
                                     last_log_term=last_term)
-        self.events.emit("election", "pre_elect_self", phase="pre_vote", term=new_term,
-                         needed=self.quorum_size(), last_log_index=last_index, last_log_term=last_term)
+        self.observe(ElectionStarted("pre_vote", new_term, self.quorum_size(), last_index, last_term))
         for server in self.configurations.latest.servers:
             if server.suffrage != ServerSuffrage.Voter:
                 continue
@@ -1612,7 +1605,7 @@ class RaftLoops:
         self.stable.set_uint64(KEY_LAST_VOTE_TERM, term)
         self.stable.set(KEY_LAST_VOTE_CAND, candidate)
 
-    def set_current_term(self: Raft, term: int, func: str = "set_current_term") -> None:
+    def set_current_term(self: Raft, term: int) -> None:
         """Durably move to ``term`` (Mirrors: raft.go setCurrentTerm).
 
         Paper: Figure 2, "Persistent state": currentTerm. Written before the
@@ -1625,21 +1618,20 @@ class RaftLoops:
         previous = self._current_term
         self._current_term = term
         if term != previous:
-            self.events.emit("term", func, term=term, previous=previous)
+            self.observe(TermChanged(term, previous))
 
-    def set_state(self: Raft, state: RaftState, reason: str = "", func: str = "set_state") -> None:
+    def set_state(self: Raft, state: RaftState, reason: str = "") -> None:
         """Change role; forgetting the known leader first (Mirrors: raft.go setState).
 
         Paper: Figure 4.
         Differs: takes a ``reason`` for the event stream.
         """
-        self.set_leader("", "", func)
+        self.set_leader("", "")
         old = self.get_state()
         self._set_state_var(state)
         if old != state:
-            self.events.emit("state", func, state=state.name.lower(), term=self.get_current_term(),
-                             reason=reason)
-            self.observe(state, func)
+            self.observe(StateChanged(state.name.lower(), self.get_current_term(), reason))
+            self.observe(state)
 
     def pick_server(self: Raft) -> Any:
         """The voter most likely to win a transfer: the one with the most of our log.
@@ -1664,8 +1656,7 @@ class RaftLoops:
         self.configurations.latest = configuration
         self.configurations.latest_index = index
         self.latest_configuration = configuration.clone()
-        self.events.emit("configuration", "set_latest_configuration", which="latest", index=index,
-                         configuration=configuration_to_dict(configuration))
+        self.observe(ConfigurationChanged("latest", index, configuration_to_dict(configuration)))
 
     def set_committed_configuration(self: Raft, configuration: Configuration, index: int) -> None:
         """Mirrors: raft.go setCommittedConfiguration."""
@@ -1673,14 +1664,13 @@ class RaftLoops:
         self.configurations.committed = configuration
         self.configurations.committed_index = index
         if changed:
-            self.events.emit("configuration", "set_committed_configuration", which="committed", index=index,
-                             configuration=configuration_to_dict(configuration))
+            self.observe(ConfigurationChanged("committed", index, configuration_to_dict(configuration)))
 
     def get_latest_configuration(self: Raft) -> Configuration:
         """A copy of the latest configuration, readable from outside the main loop."""
         return self.latest_configuration.clone()
 
-    def set_commit_index(self: Raft, index: int, func: str = "set_commit_index") -> None:
+    def set_commit_index(self: Raft, index: int) -> None:
         """Advance commitIndex (Figure 2: volatile state) and say so on the event stream.
 
         Mirrors: state.go setCommitIndex.
@@ -1692,4 +1682,4 @@ class RaftLoops:
             f"commit index must never decrease ({previous} -> {index})"
         self._commit_index = index
         if index != previous:
-            self.events.emit("commit", func, index=index, previous=previous)
+            self.observe(CommitIndexChanged(index, previous))

@@ -310,14 +310,14 @@ class Replication:
                 wait = capped_exponential_backoff(FAILURE_WAIT, failures, MAX_FAILURE_SCALE,
                                                   self.config().heartbeat_timeout / 2)
                 self.logger.debug("failed to heartbeat to %s: %s", peer.address, err)
-                self.observe(FailedHeartbeatObservation(peer.id, s.last_contact), "heartbeat")
+                self.observe(FailedHeartbeatObservation(peer.id, s.last_contact))
                 failures += 1
                 case, _ = await select([after(wait), stop_ch], self.rng)
                 if case is stop_ch:
                     return
                 continue
             if failures > 0:
-                self.observe(ResumedHeartbeatObservation(peer.id), "heartbeat")
+                self.observe(ResumedHeartbeatObservation(peer.id))
             s.set_last_contact(self.now())
             failures = 0
             await s.notify_all(resp.success)

@@ -26,8 +26,13 @@ from pathlib import Path
 
 import griffe
 
+from raft.events import SETTERS, Report
+
 from .common import PACKAGE, ROOT, log
 from .tags import paragraphs, parse_tags
+
+# The event kind of each report class of raft/events.py (Raft.observe(VoteTallied(...)) emits "tally").
+REPORT_KINDS = {cls.__name__: cls.kind for cls in Report.__subclasses__()}
 
 
 @dataclass
@@ -290,5 +295,12 @@ def _find_emits_and_checks(tree: ast.AST, owners: list[Definition], index: CodeI
                 kind, func = texts[0], texts[1] if len(texts) > 1 else None
             if kind:
                 index.emits.append(Emit(kind, func or "", where, node.lineno))
+        elif node.func.attr == "observe" and node.args and isinstance(node.args[0], ast.Call) \
+                and isinstance(node.args[0].func, ast.Name) and node.args[0].func.id in REPORT_KINDS:
+            # Raft.observe(SomeReport(...)): the report class names the kind; the event's
+            # func is the public protocol function that called (events.protocol_function).
+            short = where.qualname.rsplit(".", 1)[-1] if where is not None else ""
+            name = short if short and not short.startswith("_") and short not in SETTERS else ""
+            index.emits.append(Emit(REPORT_KINDS[node.args[0].func.id], name, where, node.lineno))
         elif node.func.attr == "_fail" and texts and texts[0]:
             index.checks.append(CheckSite(texts[0], where, node.lineno))

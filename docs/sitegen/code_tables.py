@@ -50,9 +50,9 @@ def events_table(page_src: str, index: CodeIndex) -> str:
             funcs[emit.kind][f"`{emit.func}`"] = None
     out = ["| Kind | Emitted in | The event's `func` |", "|---|---|---|"]
     for kind in sorted(by_kind):
-        # A setter (set_commit_index, set_current_term...) is told its caller's name, so the event names
-        # the protocol function that made the change rather than the setter.
-        named = ', '.join(funcs[kind]) or "the caller's name, passed to the setter"
+        # A setter (set_commit_index, set_current_term...) or a private helper reports for its caller:
+        # the event names the public protocol function on the stack (raft.events.protocol_function).
+        named = ', '.join(funcs[kind]) or "the public protocol function that called it"
         out.append(f"| `{kind}` | {', '.join(by_kind[kind].values())} | {named} |")
     return "\n".join(out) + "\n"
 
