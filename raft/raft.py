@@ -1043,16 +1043,18 @@ class RaftLoops:
             if a.entries and not self._store_new_entries(a):
                 return
             # Rule 5: "If leaderCommit > commitIndex, set commitIndex =
-            # min(leaderCommit, index of last new entry)". Like hashicorp we
-            # take our last log index instead of the last new entry. That is
-            # the same index unless our log runs on past this request's
-            # entries, and then (rules 2-4 just passed) every entry up to the
-            # request's end matches the leader's; entries past it may not, but
-            # leaderCommit covers only entries the leader holds, and a
-            # follower's log can only differ from the leader's after an entry
-            # the leader has not committed. So min(leaderCommit, last index)
-            # never commits an entry the leader lacks.
-            index = min(a.leader_commit_index, self.get_last_index())
+            # min(leaderCommit, index of last new entry)". Only the entries up
+            # to the end of this request are known to match the leader's
+            # (rules 2-4 just checked them); our log may run on past them with
+            # entries of an older term that the leader overwrote and then
+            # committed. Differs: hashicorp takes min(leaderCommit, our last
+            # index), which commits that stale tail when a batch ends before
+            # it: the follower holds 51-92 of term 4, the leader sends 51-58
+            # (which match) with leaderCommit 92, and the follower commits its
+            # own 59-92 of term 4 where the leader committed term 5 (found by
+            # the fuzzer: MonotonicCrashRestart, seed 139).
+            last_new = a.prev_log_entry + len(a.entries)
+            index = min(a.leader_commit_index, last_new)
             if index > self.get_commit_index():
                 # Differs: hashicorp sets the commit index even when that moves
                 # it backwards (possible only with a forged request); we never do.
