@@ -168,9 +168,12 @@ class Replication:
                 req = self.setup_append_entries(s, s.next_index, last_index)
             except ErrLogNotFound:
                 # The entries were compacted away: only a snapshot can help.
-                stop = await self.send_latest_snapshot(s)
+                stop, err = await self.send_latest_snapshot(s)
                 if stop:
                     return True
+                if err is not None:
+                    self.logger.error("failed to send snapshot to %s: %s", peer.id, err)
+                    return False
             except RaftError as err:
                 # Our own store failed. Go returns and lets the next trigger or
                 # commit timeout try again; the replicator keeps running.
@@ -230,26 +233,26 @@ class Replication:
             step = min(step, candidate)
         return max(step, 1)
 
-    async def send_latest_snapshot(self: Raft, s: FollowerReplication) -> bool:
+    async def send_latest_snapshot(self: Raft, s: FollowerReplication) -> tuple[bool, RaftError | None]:
         """Send our newest snapshot to a follower we can no longer catch up from the log.
 
         Paper:   §7, Figure 13 ("the leader must occasionally send snapshots
                  to followers that lag behind").
         Mirrors: replication.go sendLatestSnapshot.
-        Returns True if replication must stop (the follower has a newer term).
+        Returns (stop, error): stop is True if replication must stop (the
+        follower has a newer term); error says why nothing was sent or the
+        send failed, and then the caller gives up until the next trigger, as
+        in Go (retrying at once would spin: during shutdown the backoff
+        does not wait).
         """
         snapshots = self.snapshots.list()
         if not snapshots:
-            self.logger.error("no snapshots found to send to %s", s.peer.id)
-            s.failures += 1
-            return False
+            return False, RaftError("no snapshots found")
         snapshot_id = snapshots[0].id
         try:
             meta, reader = self.snapshots.open(snapshot_id)
         except RaftError as err:
-            self.logger.error("failed to open snapshot %s: %s", snapshot_id, err)
-            s.failures += 1
-            return False
+            return False, RaftError(f"failed to open snapshot {snapshot_id}: {err}")
         req = InstallSnapshotRequest(self.get_rpc_header(), snapshot_version=meta.version, term=s.current_term,
                                      last_log_index=meta.index, last_log_term=meta.term,
                                      configuration=encode_configuration(meta.configuration),
@@ -260,14 +263,13 @@ class Replication:
         try:
             resp = await self.trans.install_snapshot(peer.id, peer.address, req, reader)
         except RaftError as err:
-            self.logger.error("failed to install snapshot %s on %s: %s", snapshot_id, peer.id, err)
             s.failures += 1
-            return False
+            return False, RaftError(f"failed to install snapshot {snapshot_id}: {err}")
         finally:
             reader.close()
         if resp.term > req.term:
             await self.handle_stale_term(s, resp.term)
-            return True
+            return True, None
         s.set_last_contact(self.now())
         if resp.success:
             s.next_index = meta.index + 1
@@ -277,7 +279,7 @@ class Replication:
         else:
             s.failures += 1
             self.logger.warning("installSnapshot rejected by %s", peer.id)
-        return False
+        return False, None
 
     async def heartbeat(self: Raft, s: FollowerReplication, stop_ch: Chan[bool]) -> None:
         """Assert leadership to one follower at a steady beat.

@@ -10,14 +10,20 @@ these defects by itself; these tests pin the exact message order down.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
+from dataclasses import replace
 
+import pytest
 from injected import append, inject, install, lone_follower, mock_snapshot
 
 from raft.commands import AppendEntriesRequest, TimeoutNowRequest
 from raft.errors import ErrNothingNewToSnapshot, RaftError, StoreError
 from raft.raft import KEY_LAST_VOTE_TERM
+from raft.runtime.channels import Chan, LivelockError, select
+from raft.runtime.virtual_loop import VirtualTimeLoop
 from raft.sim import Cluster
+from raft.sim.cli import main
 from raft.state import RaftState
 from raft.testing import inmem_config
 
@@ -277,3 +283,77 @@ def test_a_snapshot_older_than_the_last_one_is_dropped() -> None:
     assert f.get_last_snapshot() == (40, 1)
     assert c.handles["f"].snapshots.list() == []
     c.dispose()
+
+
+def test_a_snapshot_that_cannot_be_sent_does_not_spin_the_replicator(capsys: pytest.CaptureFixture[str]) -> None:
+    """A failed InstallSnapshot ends the replication round, as in Go, instead of retrying at once.
+
+    Found with ``raft-sim run``: n2 crashes for good, the leader compacts the
+    entries n2 lacks, and every round falls back to sending a snapshot to a
+    node that is down. The send fails at once; the replicator retried it at
+    once, and during shutdown (when the failure backoff no longer waits) it
+    did so forever at one virtual instant, its events filling the memory.
+    The virtual loop now reports such a run as a livelock; the replicator
+    gives up until its next trigger, as hashicorp's replicateTo does.
+    """
+    args = ["run", "--nodes", "5", "--seed", "2", "--duration", "25", "--loss", "0.1", "--apply-rate", "10",
+            "--crash", "n1:5", "--restart", "n1:9", "--crash", "n2:12", "--snapshot-threshold", "20",
+            "--trailing-logs", "5", "--transfer-leadership", "15", "--add-voter", "17", "--remove", "n3:20",
+            "--quiet"]
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert "Summary:" in out and "n2=crashed" in out
+
+
+def test_a_loop_that_never_lets_the_clock_move_is_reported_as_a_livelock() -> None:
+    """The checker's side: a task that loops without waiting fails the run instead of hanging it."""
+    loop = VirtualTimeLoop()
+    loop.max_callbacks_per_instant = 10_000
+
+    async def spin() -> None:
+        while True:
+            await asyncio.sleep(0)
+
+    with pytest.raises(LivelockError, match=r"livelock: \d+ callbacks ran at virtual time 0\.000000"):
+        loop.run_until_complete(spin())
+    loop.close()
+
+
+def test_rule_5_commits_only_up_to_the_last_new_entry() -> None:
+    """A batch that ends before a follower's stale tail must not commit that tail.
+
+    The follower holds 2-10 of term 1, never committed. A leader of term 2
+    sends 2-4 (which match) with leaderCommit 10: the follower may commit 4,
+    not 10 — its 5-10 were never checked against the leader's log. Before,
+    it took min(leaderCommit, its last index), as hashicorp does, and
+    committed its own 5-10 (the fuzzer's MonotonicCrashRestart seed 139).
+    """
+    c = lone_follower()
+    inject(c, append(2, 10, commit=0))
+    c.run_for(0.1)
+    replies = inject(c, replace(append(2, 4, commit=10), term=2))
+    c.run_for(0.1)
+    node = c.node("f")
+    assert replies.answers[0].response.success
+    assert node.last_index() == 10
+    assert node.commit_index() == 4
+    c.dispose()
+
+
+def test_a_task_that_never_waits_in_select_is_reported_as_a_livelock() -> None:
+    """The other kind: one task step that loops through ready selects never hands the loop back at all.
+
+    This is what the snapshot replicator did: its backoff selected on the
+    closed shutdown channel, ready at once, so the loop never left the task.
+    """
+    loop = VirtualTimeLoop()
+    closed: Chan[bool] = Chan(0)
+    closed.close()
+
+    async def spin() -> None:
+        while True:
+            await select([closed])
+
+    with pytest.raises(LivelockError, match=r"livelock: \d+ selects in a row found a case ready"):
+        loop.run_until_complete(spin())
+    loop.close()

@@ -292,6 +292,16 @@ def _perform(case: Chan[Any] | Send[Any]) -> Any:
     return value
 
 
+# How many selects in a row may complete without any task waiting, before the
+# runtime calls it a livelock. The heavy fuzz scenarios peak near 500.
+MAX_SELECTS_WITHOUT_WAITING = 100_000
+_selects_without_waiting = 0
+
+
+class LivelockError(RuntimeError):
+    """Work went on for ever without time passing: a task that never waits, or a loop that never advances."""
+
+
 async def select(
     cases: Sequence[Case],
     rng: random.Random | None = None,
@@ -329,13 +339,23 @@ async def _select_raw(
                 ready.append(case)
         elif _ready(case):
             ready.append(case)
-    if ready:
+    if ready or default:
+        # Nothing waits: count it. A task that loops through ready selects
+        # and never waits holds the event loop for ever (a livelock); see
+        # MAX_SELECTS_WITHOUT_WAITING.
+        global _selects_without_waiting
+        _selects_without_waiting += 1
+        if _selects_without_waiting > MAX_SELECTS_WITHOUT_WAITING:
+            _selects_without_waiting = 0
+            raise LivelockError(f"livelock: {MAX_SELECTS_WITHOUT_WAITING} selects in a row found a case ready "
+                                f"and nothing ever waited; this task loops without blocking")
+        if not ready:
+            return None, None
         chosen = ready[0] if len(ready) == 1 or rng is None else rng.choice(ready)
         assert chosen is not None
         return chosen, _perform(chosen)
-    if default:
-        return None, None
 
+    _selects_without_waiting = 0
     loop = asyncio.get_running_loop()
     waiter = _Waiter(loop.create_future())
     registrations: list[tuple[deque[_Sudog], _Sudog]] = []

@@ -42,10 +42,15 @@ from asyncio import events
 from collections.abc import Callable
 from typing import Any
 
+from raft.runtime.channels import LivelockError
+
 # Same housekeeping thresholds as asyncio.base_events.
 _MIN_SCHEDULED_TIMER_HANDLES = 100
 _MIN_CANCELLED_TIMER_HANDLES_FRACTION = 0.5
 _MAXIMUM_SELECT_TIMEOUT = 24 * 3600
+# Callbacks allowed at one virtual instant before a run counts as a livelock.
+# The fuzz scenarios peak below 10,000 (ApplyBurst, SnapshotRestore, SlowStateMachine).
+MAX_CALLBACKS_PER_INSTANT = 200_000
 
 
 class _OrderedTimerHandle(asyncio.TimerHandle):
@@ -148,6 +153,13 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         # resolution would run timers due a hair after a pause at the pause's
         # time, and a replay without that pause would see other clocks.
         self._clock_resolution = 0.0
+        # A run that does work forever without the clock moving (a livelock:
+        # say, a retry loop whose backoff returns at once) would never reach
+        # any deadline of virtual time. After this many callbacks at one
+        # instant the loop raises LivelockError instead of running on.
+        self.max_callbacks_per_instant = MAX_CALLBACKS_PER_INSTANT
+        self._instant = -1.0
+        self._callbacks_at_instant = 0
 
     # -- the clock ----------------------------------------------------------
 
@@ -207,6 +219,14 @@ class VirtualTimeLoop(asyncio.SelectorEventLoop):
         if self._leftover == 0:
             self._start_iteration()
             self._leftover = len(self._internals._ready)
+            if self._now != self._instant:
+                self._instant = self._now
+                self._callbacks_at_instant = 0
+            self._callbacks_at_instant += self._leftover
+            if self._callbacks_at_instant > self.max_callbacks_per_instant:
+                raise LivelockError(
+                    f"livelock: {self._callbacks_at_instant} callbacks ran at virtual time {self._now:.6f} "
+                    f"and the clock never moved; some task loops without waiting")
         ready = self._internals._ready
         while self._leftover > 0:
             self._leftover -= 1
