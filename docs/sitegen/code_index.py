@@ -281,6 +281,27 @@ def _assigned_name(lines: list[str], line: int) -> str:
     return (match["name"] or match["field"]) if match else ""
 
 
+def _public_callers(tree: ast.AST, name: str, depth: int = 3) -> list[str]:
+    """The public functions of this module that an event reported in ``name`` names (protocol_function).
+
+    A public function names itself; a private helper reports for the public
+    functions that call it, followed up to ``depth`` helpers deep.
+    """
+    if not name.startswith("_"):
+        return [name]
+    if depth == 0:
+        return []
+    found: list[str] = []
+    for node in ast.walk(tree):
+        if not isinstance(node, (ast.FunctionDef, ast.AsyncFunctionDef)) or node.name == name:
+            continue
+        calls = any(isinstance(c, ast.Call) and isinstance(c.func, ast.Attribute) and c.func.attr == name
+                    for c in ast.walk(node))
+        if calls:
+            found.extend(n for n in _public_callers(tree, node.name, depth - 1) if n not in found)
+    return found
+
+
 def _find_emits_and_checks(tree: ast.AST, owners: list[Definition], index: CodeIndex) -> None:
     for node in ast.walk(tree):
         if not isinstance(node, ast.Call) or not isinstance(node.func, ast.Attribute):
@@ -300,7 +321,11 @@ def _find_emits_and_checks(tree: ast.AST, owners: list[Definition], index: CodeI
             # Raft.observe(SomeReport(...)): the report class names the kind; the event's
             # func is the public protocol function that called (events.protocol_function).
             short = where.qualname.rsplit(".", 1)[-1] if where is not None else ""
-            name = short if short and not short.startswith("_") and short not in SETTERS else ""
-            index.emits.append(Emit(REPORT_KINDS[node.args[0].func.id], name, where, node.lineno))
+            kind = REPORT_KINDS[node.args[0].func.id]
+            if short in SETTERS:
+                index.emits.append(Emit(kind, "", where, node.lineno))
+            else:
+                for name in _public_callers(tree, short):
+                    index.emits.append(Emit(kind, name, where, node.lineno))
         elif node.func.attr == "_fail" and texts and texts[0]:
             index.checks.append(CheckSite(texts[0], where, node.lineno))
