@@ -219,6 +219,8 @@ def protocol_function(depth: int = 1) -> str:
 def started_by(name: str) -> Any:
     """Remember ``name`` as the starter of the tasks created until ``reset``; returns the reset token.
 
+    Differs: Go has no equivalent; this is how an event raised inside a task
+    names the protocol function behind it (see ``protocol_function``).
     asyncio copies the context into each task it creates, so a task started
     inside this window keeps the name for its whole life.
     """
@@ -226,6 +228,7 @@ def started_by(name: str) -> Any:
 
 
 def reset_started_by(token: Any) -> None:
+    """End the window opened by ``started_by`` (Differs: no Go equivalent, as above)."""
     _STARTED_BY.reset(token)
 
 
