@@ -704,9 +704,8 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
         Differs: not in hashicorp, which leaves reads to the application.
         Until this is true a new leader does not know the full commit index.
         """
-        commitment = self.leader_state.commitment
-        return (self.get_state() == RaftState.Leader and commitment is not None
-                and self.get_commit_index() >= commitment.start_index)
+        return (self.get_state() == RaftState.Leader
+                and self.get_commit_index() >= self.leader_state.commitment.start_index)
 
     def stats(self) -> dict[str, str]:
         """Diagnostic counters as strings, with hashicorp's keys (Mirrors: Stats)."""

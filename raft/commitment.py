@@ -24,8 +24,7 @@ class Commitment:
     Differs: no mutex; the replication tasks and the main loop share one thread.
     """
 
-    def __init__(self, commit_ch: Chan[bool], configuration: Configuration, start_index: int,
-                 count_old_terms: bool = False) -> None:
+    def __init__(self, commit_ch: Chan[bool], configuration: Configuration, start_index: int) -> None:
         # Poked (without waiting) whenever commit_index moves.
         self.commit_ch = commit_ch
         # Figure 2: matchIndex[], but only for voters: nonvoters never count.
@@ -37,7 +36,6 @@ class Commitment:
         # The first index of this leader's term (its no-op). Nothing below it
         # may be committed by counting replicas: see recalculate().
         self.start_index = start_index
-        self.count_old_terms = count_old_terms  # TEACHING BUG switch, see config.TeachingBugs
 
     def set_configuration(self, configuration: Configuration) -> None:
         """Track the voters of a new configuration, keeping known match indexes."""
@@ -82,8 +80,6 @@ class Commitment:
         # Figure 2: "If there exists an N such that N > commitIndex, a majority
         # of matchIndex[i] >= N, and log[N].term == currentTerm: set commitIndex = N".
         # Entries from start_index on are exactly those of the current term.
-        current_term_only = not self.count_old_terms  # TEACHING BUG when False
-        if quorum_match_index > self.commit_index and (quorum_match_index >= self.start_index
-                                                       or not current_term_only):
+        if quorum_match_index > self.commit_index and quorum_match_index >= self.start_index:
             self.commit_index = quorum_match_index
             async_notify_ch(self.commit_ch)

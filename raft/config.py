@@ -27,29 +27,6 @@ SnapshotVersionMin = 0
 SnapshotVersionMax = 1
 
 
-@dataclass(frozen=True)
-class TeachingBugs:
-    """Deliberate protocol bugs, for classes: turn one on and watch the checkers catch it.
-
-    All are off by default and only the simulator should turn them on. Each
-    is a single guarded line in the protocol code, marked "TEACHING BUG".
-    """
-
-    # Commit an entry from an earlier term as soon as a majority stores it,
-    # ignoring §5.4.2 and Figure 8.
-    commit_old_terms_by_counting: bool = False
-    # Grant votes (and pre-votes) without the election restriction of §5.4.1 (log up-to-date check).
-    vote_without_log_check: bool = False
-    # Lose the vote on restart, as if votedFor were not persisted (Figure 2).
-    forget_vote_on_restart: bool = False
-    # Skip the new leader's no-op, and with it the read index's wait for it (§8).
-    skip_leader_noop: bool = False
-
-    def any(self) -> bool:
-        return any((self.commit_old_terms_by_counting, self.vote_without_log_check,
-                    self.forget_vote_on_restart, self.skip_leader_noop))
-
-
 @dataclass
 class Config:
     """Settings for one node (Mirrors: config.go Config).
@@ -97,8 +74,6 @@ class Config:
     fast_log_backup: bool = True
     # Internal: build the node but do not start its goroutines (GetConfiguration).
     skip_startup: bool = False
-    # Simulation only: deliberate bugs for teaching (see TeachingBugs). Not in hashicorp.
-    bugs: TeachingBugs = TeachingBugs()
 
     def get_or_create_logger(self) -> logging.Logger:
         """The configured logger, or one named ``raft.<local_id>``."""

@@ -135,7 +135,8 @@ class LeaderState:
 
     leadership_transfer_in_progress: bool = False
     commit_ch: Chan[bool] = field(default_factory=lambda: Chan(1, name="commit"))
-    commitment: Commitment | None = None
+    # setup_leader_state gives each term its own; until then an empty one, which commits nothing.
+    commitment: Commitment = field(default_factory=lambda: Commitment(Chan(1), Configuration(), 0))
     # Futures of entries stored but not yet committed, in index order.
     inflight: deque[LogFuture] = field(default_factory=deque)
     # One replicator per other server, voters and nonvoters alike.
@@ -463,8 +464,7 @@ class RaftLoops:
         state = LeaderState()
         # Entries from here on belong to our term; only those may be
         # committed by counting replicas (§5.4.2).
-        state.commitment = Commitment(state.commit_ch, self.configurations.latest, self.get_last_index() + 1,
-                                      count_old_terms=self.config().bugs.commit_old_terms_by_counting)
+        state.commitment = Commitment(state.commit_ch, self.configurations.latest, self.get_last_index() + 1)
         self.leader_state = state
 
     async def run_leader(self: Raft) -> None:
@@ -486,8 +486,7 @@ class RaftLoops:
         self.setup_leader_state()
         try:
             self.start_stop_replication()
-            if not self.config().bugs.skip_leader_noop:  # TEACHING BUG when skipped
-                self.dispatch_logs([LogFuture(Log(type=LogType.LogNoop), self.shutdown_ch)])
+            self.dispatch_logs([LogFuture(Log(type=LogType.LogNoop), self.shutdown_ch)])
             await self.leader_loop()
         finally:
             await self._leave_leader(notify)
@@ -527,7 +526,6 @@ class RaftLoops:
         from raft.replication import FollowerReplication
 
         state = self.leader_state
-        assert state.commitment is not None
         in_config: dict[str, bool] = {}
         last_index = self.get_last_index()
         for server in self.configurations.latest.servers:
@@ -569,7 +567,6 @@ class RaftLoops:
         membership before committing an entry of its own term can let two
         disjoint majorities decide.
         """
-        assert self.leader_state.commitment is not None
         if (self.configurations.latest_index == self.configurations.committed_index
                 and self.get_commit_index() >= self.leader_state.commitment.start_index):
             return self.configuration_change_ch
@@ -649,7 +646,6 @@ class RaftLoops:
         Paper:   Figure 2, Leaders: "set commitIndex = N"; All Servers: apply to the FSM.
         Mirrors: the ``commitCh`` case of leaderLoop.
         """
-        assert self.leader_state.commitment is not None
         old_commit_index = self.get_commit_index()
         commit_index = self.leader_state.commitment.get_commit_index()
         self.set_commit_index(commit_index)
@@ -876,7 +872,6 @@ class RaftLoops:
         self.dispatch_logs([future])
         index = future.index()
         self.set_latest_configuration(configuration, index)
-        assert self.leader_state.commitment is not None
         self.leader_state.commitment.set_configuration(configuration)
         self.start_stop_replication()
 
@@ -911,7 +906,6 @@ class RaftLoops:
             return
         if entries:
             self.observe(EntriesAppended(entries))
-        assert self.leader_state.commitment is not None
         self.leader_state.commitment.match(self.local_id, last_index)
         self.set_last_log(last_index, term)
         for repl in self.leader_state.repl_state.values():
@@ -1229,11 +1223,10 @@ class RaftLoops:
         # as receiver's log, grant vote" (§5.4.1, the election restriction).
         # This is what keeps every committed entry in every future leader's log.
         last_index, last_term = self.get_last_entry()
-        if not self.config().bugs.vote_without_log_check:  # TEACHING BUG when skipped
-            if last_term > req.last_log_term:
-                return False, f"our last term {last_term} > candidate's {req.last_log_term}"
-            if last_term == req.last_log_term and last_index > req.last_log_index:
-                return False, f"our log is longer ({last_index} > {req.last_log_index})"
+        if last_term > req.last_log_term:
+            return False, f"our last term {last_term} > candidate's {req.last_log_term}"
+        if last_term == req.last_log_term and last_index > req.last_log_index:
+            return False, f"our log is longer ({last_index} > {req.last_log_index})"
         # Persist before answering: a vote forgotten in a crash could be given twice.
         try:
             self.persist_vote(req.term, req.header.addr.encode())
@@ -1241,8 +1234,6 @@ class RaftLoops:
             self.logger.error("failed to persist vote: %s", err)
             return False, f"could not persist the vote: {err}"
         self.set_last_contact()  # Followers: granting a vote resets the election timeout
-        if self.config().bugs.vote_without_log_check:
-            return True, "granted without comparing logs (TEACHING BUG)"
         return True, "candidate's log is at least as up-to-date as ours"
 
     def request_pre_vote(self: Raft, rpc: RPC, req: RequestPreVoteRequest) -> None:
@@ -1281,13 +1272,10 @@ class RaftLoops:
         if latest.servers and not has_vote(latest, candidate_id):
             return False, "candidate is not a voter"
         last_index, last_term = self.get_last_entry()
-        if not self.config().bugs.vote_without_log_check:  # TEACHING BUG when skipped
-            if last_term > req.last_log_term:
-                return False, f"our last term {last_term} > candidate's {req.last_log_term}"
-            if last_term == req.last_log_term and last_index > req.last_log_index:
-                return False, f"our log is longer ({last_index} > {req.last_log_index})"
-        if self.config().bugs.vote_without_log_check:
-            return True, "would vote without comparing logs (TEACHING BUG)"
+        if last_term > req.last_log_term:
+            return False, f"our last term {last_term} > candidate's {req.last_log_term}"
+        if last_term == req.last_log_term and last_index > req.last_log_index:
+            return False, f"our log is longer ({last_index} > {req.last_log_index})"
         return True, "would vote: candidate's log is at least as up-to-date as ours"
 
     async def install_snapshot(self: Raft, rpc: RPC, req: InstallSnapshotRequest) -> None:
@@ -1678,9 +1666,8 @@ class RaftLoops:
         Mirrors: state.go setCommitIndex.
         """
         previous = self._commit_index
-        # Invariant: the commit index never decreases. A teaching bug may break
-        # it on purpose; then the invariant checker, not this assert, reports it.
-        assert index >= previous or self.config().bugs.any(), \
+        # Invariant: the commit index never decreases.
+        assert index >= previous, \
             f"commit index must never decrease ({previous} -> {index})"
         self._commit_index = index
         if index != previous:

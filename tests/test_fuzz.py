@@ -13,7 +13,7 @@ import os
 
 import pytest
 
-from raft.config import TeachingBugs
+from raft.sim.bugs import TeachingBugs
 from raft.sim.fuzz import SCENARIOS, run_one
 
 SEEDS = int(os.environ.get("RAFT_FUZZ_SEEDS", "50"))
@@ -68,3 +68,29 @@ def test_each_teaching_bug_is_caught_within_a_bounded_number_of_seeds(bug: str, 
             assert result.failure.split(":")[0] in ("InvariantViolation", "FuzzFailure")
             return
     pytest.fail(f"{bug} was not caught by {scenario} in 60 seeds")
+
+
+def test_teaching_bugs_live_in_a_subclass_and_survive_a_recording() -> None:
+    """A plain cluster runs plain ``Raft``; a buggy one ``BuggyRaft``, and its recording replays with the bug."""
+    from raft.api import Raft
+    from raft.sim import Cluster
+    from raft.sim.bugs import BuggyRaft
+
+    with Cluster(nodes=3, seed=5) as plain:
+        assert {type(r) for r in plain.rafts()} == {Raft}
+        assert "bugs" not in plain.export_run()["params"]
+    bugs = TeachingBugs(vote_without_log_check=True, skip_leader_noop=True)
+    with Cluster(nodes=3, seed=5, bugs=bugs) as buggy:
+        assert {type(r) for r in buggy.rafts()} == {BuggyRaft}
+        buggy.wait_leader()
+        recording = buggy.export_run()
+        trace = [e.to_json() for e in buggy.events.events]
+    assert recording["params"]["bugs"] == ["vote-without-log-check", "skip-leader-noop"]
+    with Cluster.import_run(recording) as again:
+        assert again.bugs == bugs
+        assert [e.to_json() for e in again.events.events] == trace
+
+
+def test_an_unknown_bug_name_is_a_clear_error() -> None:
+    with pytest.raises(ValueError, match="unknown teaching bug 'no-such-bug'; choose from commit-old-terms"):
+        TeachingBugs.from_cli_names(["no-such-bug"])

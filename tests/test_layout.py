@@ -84,3 +84,19 @@ def test_the_protocol_knows_nothing_of_the_teaching_tools() -> None:
     for path in sorted(PACKAGE.glob("*.py")):
         for target in imports_of(path):
             assert layer_of(target) in ("mirror", "runtime"), f"{path.name} imports {target}"
+
+
+def test_no_mirror_module_mentions_the_teaching_bugs() -> None:
+    """The teaching bugs are injected from raft/sim/bugs.py; the protocol has no switch for them.
+
+    A guarded ``if bugs.x:`` line inside raft.py would put a wrong branch next
+    to each safety rule a student reads; the mirror must contain only the
+    correct code. (The key-value service is checked too: its read path once
+    skipped the leader's first commit under a switch.)
+    """
+    words = ("teaching bug", "teachingbugs", "bugs.", "count_old_terms", "vote_without_log_check",
+             "skip_leader_noop", "commit_old_terms_by_counting", "forget_vote_on_restart")
+    paths = [*PACKAGE.glob("*.py"), *(PACKAGE / "runtime").glob("*.py"), *(PACKAGE / "kv").glob("*.py")]
+    found = [f"{path.relative_to(ROOT)}: {word}" for path in sorted(paths)
+             for word in words if word in path.read_text(encoding="utf-8").lower()]
+    assert not found, "the mirror mentions the teaching bugs:\n" + "\n".join(found)

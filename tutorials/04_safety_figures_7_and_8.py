@@ -13,11 +13,12 @@ Run it with ``python tutorials/04_safety_figures_7_and_8.py``.
 from tutorial_helpers import print_logs, show, step
 
 from raft.checkers.invariants import InvariantViolation
-from raft.config import Config, TeachingBugs
+from raft.config import Config
 from raft.configuration import Configuration, Server, ServerSuffrage, encode_configuration
 from raft.log import Log, LogType
 from raft.raft import KEY_CURRENT_TERM
 from raft.sim import Cluster
+from raft.sim.bugs import TeachingBugs
 
 # --8<-- [end:imports]
 
@@ -39,18 +40,15 @@ def seed_log(cluster: Cluster, node_id: str, terms: list[int], current_term: int
     store.set_uint64(KEY_CURRENT_TERM, current_term)  # Figure 2: currentTerm survives restarts
 
 
-def timeouts(ids: list[str], first: str, bugs: TeachingBugs | None = None) -> dict[str, Config]:
+def timeouts(ids: list[str], first: str) -> dict[str, Config]:
     """Per-server settings: ``first`` times out after 0.1 s, all the others only after 10 s.
 
     This is how we choose who stands first, as the figure does. One entry
-    per AppendEntries makes each step of replication visible. ``bugs``
-    turns on deliberate mistakes (see the last step).
+    per AppendEntries makes each step of replication visible.
     """
-    bugs = bugs or TeachingBugs()
-    configs = {i: Config(heartbeat_timeout=10.0, election_timeout=10.0, max_append_entries=1, bugs=bugs)
-               for i in ids}
+    configs = {i: Config(heartbeat_timeout=10.0, election_timeout=10.0, max_append_entries=1) for i in ids}
     configs[first] = Config(heartbeat_timeout=0.1, election_timeout=0.1, leader_lease_timeout=0.1,
-                            max_append_entries=1, bugs=bugs)
+                            max_append_entries=1)
     return configs
 # --8<-- [end:seed_log]
 
@@ -90,10 +88,11 @@ def figure_8(bugs: TeachingBugs | None = None) -> Cluster:
     """Figure 8 (c): S1 leads term 4 and copies its term-2 entry at index 2 to S3.
 
     Afterwards S1, S2 and S3 (a majority of five) store that entry. We stop
-    the moment S1 learns that S3 has it.
+    the moment S1 learns that S3 has it. ``bugs`` turns on deliberate
+    mistakes (see the last step).
     """
     ids = ["S1", "S2", "S3", "S4", "S5"]
-    cluster = Cluster(ids, seed=8, bootstrap=False, start=False, configs=timeouts(ids, "S1", bugs))
+    cluster = Cluster(ids, seed=8, bootstrap=False, start=False, configs=timeouts(ids, "S1"), bugs=bugs)
     for node_id, terms in {"S1": [1, 2], "S2": [1, 2], "S3": [1], "S4": [1], "S5": [1, 3]}.items():
         seed_log(cluster, node_id, terms, current_term=3)
     cluster.start()

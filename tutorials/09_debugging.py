@@ -17,9 +17,9 @@ from pathlib import Path
 
 from tutorial_helpers import step
 
-from raft.config import TeachingBugs
 from raft.events import Event
 from raft.sim import Cluster
+from raft.sim.bugs import TeachingBugs
 from raft.sim.fuzz import FuzzRun
 
 # --8<-- [end:imports]

@@ -59,10 +59,10 @@ def events_table(page_src: str, index: CodeIndex) -> str:
 
 def teaching_bugs(page_src: str, index: CodeIndex) -> str:
     """The TeachingBugs switches with the comment above each, and the CLI name."""
-    bugs = index.griffe_object("raft.config.TeachingBugs")
-    owner = index.resolve("raft.config.TeachingBugs")
+    bugs = index.griffe_object("raft.sim.bugs.TeachingBugs")
+    owner = index.resolve("raft.sim.bugs.TeachingBugs")
     if bugs is None or owner is None:
-        log.warning("raft/config.py has no TeachingBugs class to list the switches of")
+        log.warning("raft/sim/bugs.py has no TeachingBugs class to list the switches of")
         return ""
     lines = index.sources[owner.path].splitlines()
     out = ["| Switch | `raft-sim fuzz --bug` | What it breaks |", "|---|---|---|"]

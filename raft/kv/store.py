@@ -211,8 +211,7 @@ async def read(raft: Raft, key: str, *, through_log: bool = False, timeout: floa
         return result.value or ""
     deadline = raft.now() + timeout
     # (1) Until our no-op commits, our commit index may lag the true one.
-    skip_wait = raft.config().bugs.skip_leader_noop  # TEACHING BUG when set
-    while not skip_wait and not raft.committed_in_current_term():
+    while not raft.committed_in_current_term():
         if raft.state().name != "Leader":
             raise ErrNotLeader()
         if raft.now() >= deadline:

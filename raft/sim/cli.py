@@ -9,7 +9,6 @@ The same arguments always print the same story and write the same file.
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import sys
 import time
 from collections.abc import Sequence
@@ -22,11 +21,12 @@ from raft.checkers.lincheck import run_lincheck
 from raft.checkers.trace_check import DESCRIPTION as CHECK_TRACE_DESCRIPTION
 from raft.checkers.trace_check import add_arguments as add_check_trace_arguments
 from raft.checkers.trace_check import run_check_trace
-from raft.config import Config, TeachingBugs
+from raft.config import Config
 from raft.errors import RaftError
 from raft.events import Event
 from raft.runtime.channels import select
 from raft.runtime.timers import after
+from raft.sim.bugs import BUG_NAMES, TeachingBugs
 from raft.sim.cluster import Cluster
 from raft.sim.fuzz import SCENARIOS, run_one
 from raft.sim.network import LinkFaults
@@ -360,15 +360,12 @@ def _summarize(cluster: Cluster, narrator: Narrator, out: TextIO) -> None:
         print("  (several nodes believe they lead in different terms)", file=out)
 
 
-BUG_NAMES = [f.name.replace("_", "-") for f in dataclasses.fields(TeachingBugs)]
-
-
 def fuzz_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
     """``raft-sim fuzz``: run scenarios over seeds with a progress bar; stop at the first failure."""
     if args.scenario != "all" and args.scenario not in SCENARIOS:
         raise UsageError(f"--scenario: unknown scenario {args.scenario!r}; choose from {', '.join(SCENARIOS)} or all")
     scenarios = list(SCENARIOS) if args.scenario == "all" else [args.scenario]
-    bugs = TeachingBugs(**{name.replace("-", "_"): True for name in args.bug})
+    bugs = TeachingBugs.from_cli_names(args.bug)
     total = len(scenarios) * args.seeds
     done = operations = unknown = failures = 0
     started = time.perf_counter()

@@ -51,6 +51,7 @@ from raft.inmem_store import InmemStore
 from raft.inmem_transport import InmemTransport
 from raft.runtime.channels import describe_task, set_select_cost
 from raft.runtime.virtual_loop import VirtualTimeLoop, run_paused
+from raft.sim.bugs import BUG_NAMES, BuggyRaft, TeachingBugs
 from raft.sim.network import LinkFaults, SimNetwork
 from raft.state import RaftState
 from raft.testing import MockFSM, MockMonotonicLogStore
@@ -135,7 +136,7 @@ class Cluster:
                  fsm_factory: Callable[[], FSM] = MockFSM, speed: float | None = None,
                  configs: dict[str, Config] | None = None, start: bool = True,
                  monotonic_logs: bool = False, check_invariants: bool = True,
-                 transport_timeout: float = 0.5) -> None:
+                 transport_timeout: float = 0.5, bugs: TeachingBugs | None = None) -> None:
         ids = [f"n{i}" for i in range(1, nodes + 1)] if isinstance(nodes, int) else list(nodes)
         if not ids:
             raise ValueError("a cluster needs at least one node")
@@ -150,6 +151,7 @@ class Cluster:
         self.configs = dict(configs or {})
         self.fsm_factory = fsm_factory
         self.monotonic_logs = monotonic_logs
+        self.bugs = bugs or TeachingBugs()  # deliberate protocol bugs, for classes (sim/bugs.py)
         self.transport_timeout = transport_timeout
         self.handles: dict[str, NodeHandle] = {}
         self._failure: str | None = None
@@ -170,6 +172,8 @@ class Cluster:
             "config": {name: getattr(self.config_template, name) for name in RECORDABLE_CONFIG},
             "faults": {name: getattr(self.network.faults, name) for name in RECORDABLE_FAULTS},
         }
+        if self.bugs.any():
+            self.params["bugs"] = self.bugs.cli_names()
         for node_id in ids:
             self._add_handle(node_id)
         self.full_connect()
@@ -208,8 +212,12 @@ class Cluster:
 
     def _start(self, handle: NodeHandle) -> None:
         rng = random.Random(f"{self.seed}:{handle.id}:{handle.incarnation}")
-        handle.raft = new_raft(self.config_for(handle.id), handle.fsm, handle.store, handle.store,
-                               handle.snapshots, handle.transport, events=self.events, rng=rng, loop=self.loop)
+        stores = (self.config_for(handle.id), handle.fsm, handle.store, handle.store, handle.snapshots,
+                  handle.transport)
+        if self.bugs.any():
+            handle.raft = BuggyRaft(self.bugs, *stores, events=self.events, rng=rng, loop=self.loop)
+        else:
+            handle.raft = new_raft(*stores, events=self.events, rng=rng, loop=self.loop)
         for hook in self.on_start:
             hook(handle.raft)
 
@@ -292,7 +300,7 @@ class Cluster:
         if leader is None:
             return {}
         state = self.node(leader).leader_state
-        matches = state.commitment.match_indexes if state.commitment is not None else {}
+        matches = state.commitment.match_indexes
         return {peer: (repl.next_index, matches.get(peer, 0)) for peer, repl in state.repl_state.items()}
 
     def in_state(self, state: RaftState) -> list[str]:
@@ -405,7 +413,7 @@ class Cluster:
         self._record("restart", node=node_id)
         handle.incarnation += 1
         handle.fsm = self.fsm_factory()  # the state machine is rebuilt from the log
-        if self.config_for(node_id).bugs.forget_vote_on_restart:  # TEACHING BUG: votedFor was not durable
+        if self.bugs.forget_vote_on_restart:  # teaching bug: votedFor was not durable
             handle.store.kv.pop(b"LastVoteCand", None)
             handle.store.kv_int.pop(b"LastVoteTerm", None)
         handle.transport.reopen()
@@ -609,7 +617,8 @@ class Cluster:
         params, interventions, end = _parse_recording(data)
         config = Config(**params["config"])
         cluster = cls(params["nodes"], params["seed"], config=config, bootstrap=params["bootstrap"],
-                      faults=LinkFaults(**params["faults"]))
+                      faults=LinkFaults(**params["faults"]),
+                      bugs=TeachingBugs.from_cli_names(params.get("bugs", [])))
         stop_at = end if until is None else min(until, end)
         for step in interventions:
             if step.t > stop_at:
@@ -843,6 +852,9 @@ def _parse_recording(data: Any) -> tuple[dict[str, Any], list[Intervention], flo
             raise ValueError(f"params.{key} must be an object with keys among {', '.join(allowed)}")
         if not all(isinstance(v, (int, float)) for v in section.values()):
             raise ValueError(f"params.{key} values must be numbers or booleans")
+    bugs = params.get("bugs", [])
+    if not isinstance(bugs, list) or not set(bugs) <= set(BUG_NAMES):
+        raise ValueError(f"params.bugs must be a list of names among {', '.join(BUG_NAMES)}")
     end = data.get("now")
     if not isinstance(end, (int, float)) or end < 0:
         raise ValueError("recording has no valid end time ('now')")

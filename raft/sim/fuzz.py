@@ -56,9 +56,10 @@ from typing import Any
 from raft.api import Raft
 from raft.checkers.invariants import InvariantViolation
 from raft.checkers.linearizability import UNKNOWN, Operation, check_operations, kv_cas_model
-from raft.config import Config, TeachingBugs
+from raft.config import Config
 from raft.errors import RaftError
 from raft.kv import Command, KVStore, Result, read
+from raft.sim.bugs import TeachingBugs
 from raft.sim.cluster import Cluster, SimulationError
 from raft.sim.network import EchoRule, LinkFaults, SlowRule
 from raft.state import RaftState
@@ -310,9 +311,9 @@ class FuzzRun:
         self.bugs = bugs or TeachingBugs()
         self.rng = random.Random(f"fuzz:{scenario}:{seed}")
         options = SCENARIO_OPTIONS.get(scenario, {})
-        config = replace(fuzz_config(), bugs=self.bugs, **options.get("config", {}))
+        config = replace(fuzz_config(), **options.get("config", {}))
         self.cluster = Cluster(nodes, seed, config=config, faults=fuzz_faults(), fsm_factory=KVStore,
-                               transport_timeout=HT / 2, start=False,
+                               transport_timeout=HT / 2, start=False, bugs=self.bugs,
                                monotonic_logs=bool(options.get("monotonic_logs", False)))
         self.cluster.network.echoes.extend(fuzz_echoes())
         self.requests = RequestLog(self.cluster)
@@ -579,7 +580,7 @@ class FuzzRun:
                               f"{LINCHECK_STEPS:,} search steps")
 
     def replay_command(self) -> str:
-        bugs = "".join(f" --bug {name.replace('_', '-')}" for name, on in vars(self.bugs).items() if on)
+        bugs = "".join(f" --bug {name}" for name in self.bugs.cli_names())
         return f"raft-sim fuzz --scenario {self.scenario} --seeds 1 --start {self.seed} --nodes {self.nodes}{bugs}"
 
 
