@@ -40,9 +40,12 @@ from raft.configuration import (
     ServerSuffrage,
     check_configuration,
     encode_configuration,
+    has_vote,
 )
 from raft.errors import (
     ErrCantBootstrap,
+    ErrEnqueueTimeout,
+    ErrNotVoter,
     ErrRaftShutdown,
     RaftError,
     StoreError,
@@ -69,6 +72,8 @@ from raft.observer import Observer, ObserverMixin
 from raft.raft import KEY_CURRENT_TERM, LeaderState, RaftLoops
 from raft.replication import Replication
 from raft.runtime.channels import Chan, select
+from raft.runtime.timers import Timer
+from raft.runtime.virtual_loop import VirtualTimeLoop
 from raft.snapshot import SnapshotMeta, SnapshotRunner, SnapshotStore
 from raft.stable import StableStore
 from raft.state import RaftState, RaftStateVars
@@ -177,8 +182,6 @@ def recover_cluster(config: Config, fsm: FSM, logs: LogStore, stable: StableStor
 def get_configuration(config: Config, fsm: FSM, logs: LogStore, stable: StableStore, snaps: SnapshotStore,
                       trans: Transport) -> Configuration:
     """The latest configuration in a stopped server's stores (Mirrors: api.go GetConfiguration)."""
-    from raft.runtime.virtual_loop import VirtualTimeLoop
-
     conf = replace(config, skip_startup=True)
     clock_only = VirtualTimeLoop()  # the node is never started; it only needs a clock
     try:
@@ -458,6 +461,28 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
         self._hand_over(self.bootstrap_ch, future, 0, "bootstrap")
         return future
 
+    def live_bootstrap(self, configuration: Configuration) -> RaftError | None:
+        """Bootstrap a running, empty node (Mirrors: raft.go liveBootstrap).
+
+        Differs: defined here, beside ``bootstrap_cluster`` which it calls,
+        and not in raft.py as in Go: api.py builds ``Raft`` from raft.py's
+        ``RaftLoops``, so raft.py cannot import api.py.
+
+        Only a voter of the new configuration may do it: otherwise it would
+        write a configuration in which it could never be elected.
+        """
+        if not has_vote(configuration, self.local_id):
+            return ErrNotVoter()
+        try:
+            bootstrap_cluster(self.config(), self.logs, self.stable, self.snapshots, self.trans, configuration)
+        except RaftError as err:
+            return err
+        entry = self.logs.get_log(1)
+        self.set_current_term(1)
+        self.set_last_log(entry.index, entry.term)
+        self.process_configuration_log_entry(entry)
+        return None
+
     def leader(self) -> str:
         """The leader's address, or "" (Mirrors: Leader, deprecated in Go)."""
         return self.leader_addr
@@ -610,8 +635,6 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
         if self.shutdown_ch.closed:
             return ErrorFuture(ErrRaftShutdown())
         if not self.leadership_transfer_ch.try_send(future):  # Go: a select whose default refuses
-            from raft.errors import ErrEnqueueTimeout
-
             return ErrorFuture(ErrEnqueueTimeout())
         return future
 
@@ -744,8 +767,6 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
 
 async def wait_for_leadership(r: Raft, timeout: float) -> bool:
     """Wait up to ``timeout`` for ``r.leader_ch`` to report True (a helper for tests)."""
-    from raft.runtime.timers import Timer
-
     timer = Timer(timeout)
     try:
         while True:

@@ -55,11 +55,11 @@ from raft.errors import (
     ConfigError,
     ErrAbortedByRestore,
     ErrCantBootstrap,
+    ErrEnqueueTimeout,
     ErrLeadershipLost,
     ErrLeadershipTransferInProgress,
     ErrLogNotFound,
     ErrNotLeader,
-    ErrNotVoter,
     ErrRaftShutdown,
     ErrUnsupportedProtocol,
     RaftError,
@@ -89,15 +89,15 @@ from raft.events import (
 from raft.fsm import CommitTuple
 from raft.future import (
     ConfigurationChangeFuture,
-    ConfigurationsFuture,
     DeferError,
     LeadershipTransferFuture,
     LogFuture,
     RestoreFuture,
     VerifyFuture,
 )
-from raft.log import Log, LogType, first_index_of_term, term_runs
+from raft.log import Log, LogType, MonotonicLogStore, first_index_of_term, term_runs
 from raft.observer import LeaderObservation, PeerObservation
+from raft.replication import FollowerReplication
 from raft.runtime.channels import Chan, Send, select
 from raft.runtime.timers import Timer, after
 from raft.snapshot import SnapshotMeta
@@ -106,8 +106,7 @@ from raft.transport import RPC, WithPreVote
 from raft.util import async_notify_ch, override_notify_bool, random_delay
 
 if TYPE_CHECKING:
-    from raft.api import Raft
-    from raft.replication import FollowerReplication
+    from raft.api import Raft  # only for ``self: Raft``; api.py builds Raft from RaftLoops
 
 MIN_CHECK_INTERVAL = 0.010  # shortest wait between two leader-lease checks
 SNAPSHOT_CHUNK = 64 * 1024  # snapshot data is copied this many bytes at a time
@@ -212,8 +211,6 @@ class RaftLoops:
         if case is self.shutdown_ch:
             future.respond(ErrRaftShutdown())
         elif timer is not None and case is timer.c:
-            from raft.errors import ErrEnqueueTimeout
-
             future.respond(ErrEnqueueTimeout())
 
     # ------------------------------------------------------------------
@@ -247,11 +244,12 @@ class RaftLoops:
                  elapses without receiving AppendEntries RPC from current
                  leader or granting vote to candidate: convert to candidate".
         Mirrors: raft.go runFollower.
-        Differs: client requests are refused through one helper,
-        ``_refuse_client_request``, instead of one case each.
 
         The timer is not reset by each heartbeat: it fires every [HT, 2HT)
-        and we then look at how long ago we last heard from a leader.
+        and we then look at how long ago we last heard from a leader. Only a
+        voter becomes a candidate (hashicorp #483): a nonvoter that won an
+        election would lead a cluster that cannot count its votes. Each of
+        the two reasons not to stand is logged once per stay in this loop.
         """
         did_warn = False
         heartbeat_timer = self._random_timer("heartbeat", self.config().heartbeat_timeout)
@@ -265,8 +263,12 @@ class RaftLoops:
             if case is self.rpc_ch:
                 # Figure 2, Followers: "Respond to RPCs from candidates and leaders".
                 await self.process_rpc(value)
+            elif case in (self.configuration_change_ch, self.apply_ch, self.verify_ch, self.user_restore_ch,
+                          self.leadership_transfer_ch):
+                value.respond(ErrNotLeader())  # the five client requests only a leader serves
             elif case is self.configurations_ch:
-                self._answer_configurations(value)
+                value.configurations = self.configurations.clone()
+                value.respond(None)
             elif case is self.bootstrap_ch:
                 value.respond(self.live_bootstrap(value.configuration))
             elif case is self.leader_notify_ch:
@@ -276,13 +278,30 @@ class RaftLoops:
             elif case is heartbeat_timer:
                 timeout = self.config().heartbeat_timeout
                 heartbeat_timer = self._random_timer("heartbeat", timeout)
-                if self._heard_from_leader_within(timeout):
-                    continue
-                did_warn = self._heartbeat_timed_out(did_warn)
+                if self._last_contact is not None and self.now() - self._last_contact < timeout:
+                    continue  # we heard from a leader recently enough
+                # No leader for a whole heartbeat timeout.
+                self.set_leader("", "")
+                configurations = self.configurations
+                if configurations.latest_index == 0:
+                    if not did_warn:
+                        self.logger.warning("no known peers, aborting election")
+                        did_warn = True
+                elif (configurations.latest_index == configurations.committed_index
+                      and not has_vote(configurations.latest, self.local_id)):
+                    if not did_warn:
+                        self.logger.warning("not part of stable configuration, aborting election")
+                        did_warn = True
+                elif has_vote(configurations.latest, self.local_id):
+                    self.logger.warning("heartbeat timeout reached, starting election")
+                    self.set_state(RaftState.Candidate, "heartbeat timeout: no leader heard from")
+                    return
+                elif not did_warn:
+                    self.logger.warning("heartbeat timeout reached, not part of a stable configuration "
+                                        "or a non-voter, not triggering a leader election")
+                    did_warn = True
             elif case is self.shutdown_ch:
                 return
-            else:
-                self._refuse_client_request(value, ErrNotLeader())
 
     def _random_timer(self: Raft, name: str, timeout: float) -> Chan[float] | None:
         """``random_timeout`` (util.go randomTimeout), plus an event saying when it will fire."""
@@ -292,65 +311,6 @@ class RaftLoops:
         now = self.now()
         self.observe(TimerSet(name, timeout, round(now + timeout, 6), round(now + delay, 6)))
         return after(delay)
-
-    def _heard_from_leader_within(self: Raft, timeout: float) -> bool:
-        return self._last_contact is not None and self.now() - self._last_contact < timeout
-
-    def _heartbeat_timed_out(self: Raft, did_warn: bool) -> bool:
-        """No leader for a whole heartbeat timeout: start an election if we may.
-
-        Mirrors: the ``heartbeatTimer`` case of runFollower.
-
-        Only a voter becomes a candidate (hashicorp #483): a nonvoter that
-        won an election would lead a cluster that cannot count its votes.
-        Returns whether a warning has been logged, so it is logged only once.
-        """
-        self.set_leader("", "")
-        configurations = self.configurations
-        if configurations.latest_index == 0:
-            if not did_warn:
-                self.logger.warning("no known peers, aborting election")
-            return True
-        if (configurations.latest_index == configurations.committed_index
-                and not has_vote(configurations.latest, self.local_id)):
-            if not did_warn:
-                self.logger.warning("not part of stable configuration, aborting election")
-            return True
-        if has_vote(configurations.latest, self.local_id):
-            self.logger.warning("heartbeat timeout reached, starting election")
-            self.set_state(RaftState.Candidate, "heartbeat timeout: no leader heard from")
-            return did_warn
-        if not did_warn:
-            self.logger.warning("heartbeat timeout reached, not part of a stable configuration "
-                                "or a non-voter, not triggering a leader election")
-        return True
-
-    def _refuse_client_request(self: Raft, future: DeferError, err: RaftError) -> None:
-        future.respond(err)
-
-    def _answer_configurations(self: Raft, future: ConfigurationsFuture) -> None:
-        future.configurations = self.configurations.clone()
-        future.respond(None)
-
-    def live_bootstrap(self: Raft, configuration: Configuration) -> RaftError | None:
-        """Bootstrap a running, empty node (Mirrors: raft.go liveBootstrap).
-
-        Only a voter of the new configuration may do it: otherwise it would
-        write a configuration in which it could never be elected.
-        """
-        from raft.api import bootstrap_cluster
-
-        if not has_vote(configuration, self.local_id):
-            return ErrNotVoter()
-        try:
-            bootstrap_cluster(self.config(), self.logs, self.stable, self.snapshots, self.trans, configuration)
-        except RaftError as err:
-            return err
-        entry = self.logs.get_log(1)
-        self.set_current_term(1)
-        self.set_last_log(entry.index, entry.term)
-        self.process_configuration_log_entry(entry)
-        return None
 
     async def run_candidate(self: Raft) -> None:
         """Ask for votes: first a pre-vote round, then the real election.
@@ -421,8 +381,12 @@ class RaftLoops:
                                        f"{votes_needed} needed")
                         self.set_leader(self.local_addr, self.local_id)
                         return
+                elif case in (self.configuration_change_ch, self.apply_ch, self.verify_ch, self.user_restore_ch,
+                              self.leadership_transfer_ch):
+                    value.respond(ErrNotLeader())  # the five client requests only a leader serves
                 elif case is self.configurations_ch:
-                    self._answer_configurations(value)
+                    value.configurations = self.configurations.clone()
+                    value.respond(None)
                 elif case is self.bootstrap_ch:
                     value.respond(ErrCantBootstrap())
                 elif case is self.leader_notify_ch:
@@ -439,8 +403,6 @@ class RaftLoops:
                     return
                 elif case is self.shutdown_ch:
                     return
-                else:
-                    self._refuse_client_request(value, ErrNotLeader())
         finally:
             # The transfer privilege covers one candidacy only; it must not
             # let this node override sticky leaders in later elections.
@@ -523,8 +485,6 @@ class RaftLoops:
         count for commitment. A removed server gets one last round of
         replication so it learns of its own removal if it can.
         """
-        from raft.replication import FollowerReplication
-
         state = self.leader_state
         in_config: dict[str, bool] = {}
         last_index = self.get_last_index()
@@ -611,7 +571,8 @@ class RaftLoops:
                 elif case is self.configurations_ch:
                     if self._refuse_during_transfer(value):
                         continue
-                    self._answer_configurations(value)
+                    value.configurations = self.configurations.clone()
+                    value.respond(None)
                 elif case is self.configuration_change_ch:
                     if self._refuse_during_transfer(value):
                         continue
@@ -1184,57 +1145,65 @@ class RaftLoops:
         """
         self.observe(req)
         resp = RequestVoteResponse(self.get_rpc_header(), term=self.get_current_term())
+        reason = ""  # why we decided as we did, for the event stream
         try:
-            granted, reason = self._decide_vote(req, resp)
-            resp.granted = granted
-            self.observe(VoteDecided("vote", req.header.id, req.term, granted, reason))
+            candidate = self.trans.decode_peer(req.header.addr)
+            candidate_id = req.header.id
+            latest = self.configurations.latest
+            if latest.servers and not in_configuration(latest, candidate_id):
+                reason = "candidate is not in our configuration"
+                return
+            if self.leader_addr and self.leader_addr != candidate and not req.leadership_transfer:
+                reason = f"we still have a leader ({self.leader_id})"
+                return
+            # Rule 1: "Reply false if term < currentTerm".
+            if req.term < self.get_current_term():
+                reason = f"stale term {req.term} < our term {self.get_current_term()}"
+                return
+            if req.term > self.get_current_term():
+                # All Servers: "If RPC request contains term T > currentTerm: set
+                # currentTerm = T, convert to follower".
+                self.set_state(RaftState.Follower, f"RequestVote from {candidate_id} has newer term {req.term}")
+                self.set_current_term(req.term)
+                resp.term = req.term
+            if latest.servers and not has_vote(latest, candidate_id):
+                # After the term update, so that a demoted server's high term still
+                # reaches the cluster and lets it make progress (#526).
+                reason = "candidate is not a voter"
+                return
+            last_vote_term = self.stable.get_uint64(KEY_LAST_VOTE_TERM)
+            last_vote_cand = self.stable.get(KEY_LAST_VOTE_CAND)
+            # Rule 2, first half: "If votedFor is null or candidateId ...": one vote per term.
+            if last_vote_term == req.term and last_vote_cand is not None:
+                if last_vote_cand == req.header.addr.encode():
+                    resp.granted = True
+                    reason = "already voted for this candidate in this term (duplicate request)"
+                    return
+                reason = f"already voted for {last_vote_cand.decode()} in term {req.term}"
+                return
+            # Rule 2, second half: "... and candidate's log is at least as up-to-date
+            # as receiver's log, grant vote" (§5.4.1, the election restriction).
+            # This is what keeps every committed entry in every future leader's log.
+            last_index, last_term = self.get_last_entry()
+            if last_term > req.last_log_term:
+                reason = f"our last term {last_term} > candidate's {req.last_log_term}"
+                return
+            if last_term == req.last_log_term and last_index > req.last_log_index:
+                reason = f"our log is longer ({last_index} > {req.last_log_index})"
+                return
+            # Persist before answering: a vote forgotten in a crash could be given twice.
+            try:
+                self.persist_vote(req.term, req.header.addr.encode())
+            except RaftError as err:
+                self.logger.error("failed to persist vote: %s", err)
+                reason = f"could not persist the vote: {err}"
+                return
+            self.set_last_contact()  # Followers: granting a vote resets the election timeout
+            resp.granted = True
+            reason = "candidate's log is at least as up-to-date as ours"
         finally:
+            self.observe(VoteDecided("vote", req.header.id, req.term, resp.granted, reason))
             rpc.respond(resp, None)
-
-    def _decide_vote(self: Raft, req: RequestVoteRequest, resp: RequestVoteResponse) -> tuple[bool, str]:
-        candidate = self.trans.decode_peer(req.header.addr)
-        candidate_id = req.header.id
-        latest = self.configurations.latest
-        if latest.servers and not in_configuration(latest, candidate_id):
-            return False, "candidate is not in our configuration"
-        if self.leader_addr and self.leader_addr != candidate and not req.leadership_transfer:
-            return False, f"we still have a leader ({self.leader_id})"
-        # Rule 1: "Reply false if term < currentTerm".
-        if req.term < self.get_current_term():
-            return False, f"stale term {req.term} < our term {self.get_current_term()}"
-        if req.term > self.get_current_term():
-            # All Servers: "If RPC request contains term T > currentTerm: set
-            # currentTerm = T, convert to follower".
-            self.set_state(RaftState.Follower, f"RequestVote from {candidate_id} has newer term {req.term}")
-            self.set_current_term(req.term)
-            resp.term = req.term
-        if latest.servers and not has_vote(latest, candidate_id):
-            # After the term update, so that a demoted server's high term still
-            # reaches the cluster and lets it make progress (#526).
-            return False, "candidate is not a voter"
-        last_vote_term = self.stable.get_uint64(KEY_LAST_VOTE_TERM)
-        last_vote_cand = self.stable.get(KEY_LAST_VOTE_CAND)
-        # Rule 2, first half: "If votedFor is null or candidateId ...": one vote per term.
-        if last_vote_term == req.term and last_vote_cand is not None:
-            if last_vote_cand == req.header.addr.encode():
-                return True, "already voted for this candidate in this term (duplicate request)"
-            return False, f"already voted for {last_vote_cand.decode()} in term {req.term}"
-        # Rule 2, second half: "... and candidate's log is at least as up-to-date
-        # as receiver's log, grant vote" (§5.4.1, the election restriction).
-        # This is what keeps every committed entry in every future leader's log.
-        last_index, last_term = self.get_last_entry()
-        if last_term > req.last_log_term:
-            return False, f"our last term {last_term} > candidate's {req.last_log_term}"
-        if last_term == req.last_log_term and last_index > req.last_log_index:
-            return False, f"our log is longer ({last_index} > {req.last_log_index})"
-        # Persist before answering: a vote forgotten in a crash could be given twice.
-        try:
-            self.persist_vote(req.term, req.header.addr.encode())
-        except RaftError as err:
-            self.logger.error("failed to persist vote: %s", err)
-            return False, f"could not persist the vote: {err}"
-        self.set_last_contact()  # Followers: granting a vote resets the election timeout
-        return True, "candidate's log is at least as up-to-date as ours"
 
     def request_pre_vote(self: Raft, rpc: RPC, req: RequestPreVoteRequest) -> None:
         """Say whether we *would* vote for a candidate, changing nothing.
@@ -1248,35 +1217,39 @@ class RaftLoops:
         """
         self.observe(req)
         resp = RequestPreVoteResponse(self.get_rpc_header(), term=self.get_current_term())
+        reason = ""  # why we decided as we did, for the event stream
         try:
-            granted, reason = self._decide_pre_vote(req, resp)
-            resp.granted = granted
-            self.observe(VoteDecided("pre_vote", req.header.id, req.term, granted, reason))
+            candidate = self.trans.decode_peer(req.header.addr)
+            candidate_id = req.header.id
+            latest = self.configurations.latest
+            if latest.servers and not in_configuration(latest, candidate_id):
+                reason = "candidate is not in our configuration"
+                return
+            # #605: compare with the candidate's address from the header, so our
+            # own leader asking for a pre-vote is not refused.
+            if self.leader_addr and self.leader_addr != candidate:
+                reason = f"we still have a leader ({self.leader_id})"
+                return
+            if req.term < self.get_current_term():
+                reason = f"stale term {req.term} < our term {self.get_current_term()}"
+                return
+            if req.term > self.get_current_term():
+                resp.term = req.term  # echo it, but keep our own term
+            if latest.servers and not has_vote(latest, candidate_id):
+                reason = "candidate is not a voter"
+                return
+            last_index, last_term = self.get_last_entry()
+            if last_term > req.last_log_term:
+                reason = f"our last term {last_term} > candidate's {req.last_log_term}"
+                return
+            if last_term == req.last_log_term and last_index > req.last_log_index:
+                reason = f"our log is longer ({last_index} > {req.last_log_index})"
+                return
+            resp.granted = True
+            reason = "would vote: candidate's log is at least as up-to-date as ours"
         finally:
+            self.observe(VoteDecided("pre_vote", req.header.id, req.term, resp.granted, reason))
             rpc.respond(resp, None)
-
-    def _decide_pre_vote(self: Raft, req: RequestPreVoteRequest, resp: RequestPreVoteResponse) -> tuple[bool, str]:
-        candidate = self.trans.decode_peer(req.header.addr)
-        candidate_id = req.header.id
-        latest = self.configurations.latest
-        if latest.servers and not in_configuration(latest, candidate_id):
-            return False, "candidate is not in our configuration"
-        # #605: compare with the candidate's address from the header, so our
-        # own leader asking for a pre-vote is not refused.
-        if self.leader_addr and self.leader_addr != candidate:
-            return False, f"we still have a leader ({self.leader_id})"
-        if req.term < self.get_current_term():
-            return False, f"stale term {req.term} < our term {self.get_current_term()}"
-        if req.term > self.get_current_term():
-            resp.term = req.term  # echo it, but keep our own term
-        if latest.servers and not has_vote(latest, candidate_id):
-            return False, "candidate is not a voter"
-        last_index, last_term = self.get_last_entry()
-        if last_term > req.last_log_term:
-            return False, f"our last term {last_term} > candidate's {req.last_log_term}"
-        if last_term == req.last_log_term and last_index > req.last_log_index:
-            return False, f"our log is longer ({last_index} > {req.last_log_index})"
-        return True, "would vote: candidate's log is at least as up-to-date as ours"
 
     async def install_snapshot(self: Raft, rpc: RPC, req: InstallSnapshotRequest) -> None:
         """Replace our state with the leader's snapshot.
@@ -1295,80 +1268,80 @@ class RaftLoops:
         new snapshot of our own before the FSM task restores from it.
         """
         resp = InstallSnapshotResponse(self.get_rpc_header(), term=self.get_current_term())
-        error: RaftError | None = None
+        error: RaftError | None = None  # sent back with the response, as Go's rpcErr
         try:
-            error = await self._install_snapshot(rpc, req, resp)
-        finally:
-            rpc.respond(resp, error)
-
-    async def _install_snapshot(self: Raft, rpc: RPC, req: InstallSnapshotRequest,
-                                resp: InstallSnapshotResponse) -> RaftError | None:
-        if not SnapshotVersionMin <= req.snapshot_version <= SnapshotVersionMax:
-            return RaftError(f"unsupported snapshot version {req.snapshot_version}")
-        # Rule 1: "Reply immediately if term < currentTerm".
-        if req.term < self.get_current_term():
-            return None
-        if req.term > self.get_current_term():
-            self.set_state(RaftState.Follower, f"InstallSnapshot from {req.header.id} in newer term {req.term}")
-            self.set_current_term(req.term)
-            resp.term = req.term
-        self.set_leader(self.trans.decode_peer(req.header.addr), req.header.id)
-        if req.last_log_index <= self.get_commit_index():
-            # §7: a snapshot that describes a prefix of our log must leave the
-            # entries after it alone, and one that ends at or below our commit
-            # index brings nothing we lack: every entry it covers is committed,
-            # so it is in our log or our own snapshot already. Installing it
-            # would move the state machine back to an older state. This is
-            # what a duplicated or long-delayed InstallSnapshot looks like.
-            self.observe(SnapshotIgnored(req.last_log_index, req.last_log_term, req.header.id,
-                                         self.get_commit_index(), "the snapshot ends at or below our commit index"))
+            if not SnapshotVersionMin <= req.snapshot_version <= SnapshotVersionMax:
+                error = RaftError(f"unsupported snapshot version {req.snapshot_version}")
+                return
+            # Rule 1: "Reply immediately if term < currentTerm".
+            if req.term < self.get_current_term():
+                return
+            if req.term > self.get_current_term():
+                self.set_state(RaftState.Follower, f"InstallSnapshot from {req.header.id} in newer term {req.term}")
+                self.set_current_term(req.term)
+                resp.term = req.term
+            self.set_leader(self.trans.decode_peer(req.header.addr), req.header.id)
+            if req.last_log_index <= self.get_commit_index():
+                # §7: a snapshot that describes a prefix of our log must leave the
+                # entries after it alone, and one that ends at or below our commit
+                # index brings nothing we lack: every entry it covers is committed,
+                # so it is in our log or our own snapshot already. Installing it
+                # would move the state machine back to an older state. This is
+                # what a duplicated or long-delayed InstallSnapshot looks like.
+                self.observe(SnapshotIgnored(req.last_log_index, req.last_log_term, req.header.id,
+                                             self.get_commit_index(), "the snapshot ends at or below our commit index"))
+                resp.success = True
+                self.set_last_contact()
+                return
+            try:
+                configuration = decode_configuration(req.configuration)
+            except ConfigError as err:
+                error = err
+                return
+            # Rules 2–5: create the snapshot and write the data as it arrives.
+            sink = self.snapshots.create(1, req.last_log_index, req.last_log_term, configuration,
+                                         req.configuration_index, self.trans)
+            received = 0
+            reader = rpc.reader
+            while received < req.size:
+                chunk = reader.read(min(SNAPSHOT_CHUNK, req.size - received)) if reader is not None else b""
+                if not chunk:
+                    break
+                sink.write(chunk)
+                received += len(chunk)
+            if received != req.size:
+                sink.cancel()
+                self.logger.error("failed to receive whole snapshot: %d / %d", received, req.size)
+                error = RaftError("short read")
+                return
+            sink.close()
+            restore = RestoreFuture(sink.id(), self.shutdown_ch)
+            case, _ = await select([Send(self.fsm_mutate_ch, restore), self.shutdown_ch], self.rng)
+            if case is self.shutdown_ch:
+                error = ErrRaftShutdown()
+                return
+            err = await restore.error()
+            if err is not None:
+                self.logger.error("failed to restore snapshot: %s", err)
+                error = err
+                return
+            # Rule 8: "Reset state machine using snapshot contents (and load
+            # snapshot's cluster configuration)". The snapshot ends past our commit
+            # index (checked above), so lastApplied only moves forward.
+            self.set_last_applied(req.last_log_index)
+            self.set_last_snapshot(req.last_log_index, req.last_log_term)
+            self.set_latest_configuration(configuration, req.configuration_index)
+            self.set_committed_configuration(configuration, req.configuration_index)
+            self._keep_or_discard_log(req.last_log_index, req.last_log_term)
+            # Differs: hashicorp leaves the commit index behind lastApplied here; a
+            # snapshot holds only committed entries, so we can move it up.
+            if req.last_log_index > self.get_commit_index():
+                self.set_commit_index(req.last_log_index)
+            self.observe(SnapshotInstalled(req.last_log_index, req.last_log_term, req.size, req.header.id))
             resp.success = True
             self.set_last_contact()
-            return None
-        try:
-            configuration = decode_configuration(req.configuration)
-        except ConfigError as err:
-            return err
-        # Rules 2–5: create the snapshot and write the data as it arrives.
-        sink = self.snapshots.create(1, req.last_log_index, req.last_log_term, configuration,
-                                     req.configuration_index, self.trans)
-        received = 0
-        reader = rpc.reader
-        while received < req.size:
-            chunk = reader.read(min(SNAPSHOT_CHUNK, req.size - received)) if reader is not None else b""
-            if not chunk:
-                break
-            sink.write(chunk)
-            received += len(chunk)
-        if received != req.size:
-            sink.cancel()
-            self.logger.error("failed to receive whole snapshot: %d / %d", received, req.size)
-            return RaftError("short read")
-        sink.close()
-        restore = RestoreFuture(sink.id(), self.shutdown_ch)
-        case, _ = await select([Send(self.fsm_mutate_ch, restore), self.shutdown_ch], self.rng)
-        if case is self.shutdown_ch:
-            return ErrRaftShutdown()
-        err = await restore.error()
-        if err is not None:
-            self.logger.error("failed to restore snapshot: %s", err)
-            return err
-        # Rule 8: "Reset state machine using snapshot contents (and load
-        # snapshot's cluster configuration)". The snapshot ends past our commit
-        # index (checked above), so lastApplied only moves forward.
-        self.set_last_applied(req.last_log_index)
-        self.set_last_snapshot(req.last_log_index, req.last_log_term)
-        self.set_latest_configuration(configuration, req.configuration_index)
-        self.set_committed_configuration(configuration, req.configuration_index)
-        self._keep_or_discard_log(req.last_log_index, req.last_log_term)
-        # Differs: hashicorp leaves the commit index behind lastApplied here; a
-        # snapshot holds only committed entries, so we can move it up.
-        if req.last_log_index > self.get_commit_index():
-            self.set_commit_index(req.last_log_index)
-        self.observe(SnapshotInstalled(req.last_log_index, req.last_log_term, req.size, req.header.id))
-        resp.success = True
-        self.set_last_contact()
-        return None
+        finally:
+            rpc.respond(resp, error)
 
     def _keep_or_discard_log(self: Raft, index: int, term: int) -> None:
         """Figure 13, rules 6 and 7, after a snapshot covering up to ``index`` was installed.
@@ -1459,8 +1432,6 @@ class RaftLoops:
         self.set_last_log(last_index, term)
         self.set_last_applied(last_index)
         self.set_last_snapshot(last_index, term)
-        from raft.log import MonotonicLogStore
-
         if isinstance(self.logs, MonotonicLogStore) and self.logs.is_monotonic():
             self.remove_old_logs()
         self.observe(SnapshotRestored(last_index, term))

@@ -24,7 +24,7 @@ from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
 from raft.configuration import Configuration
-from raft.errors import ErrNothingNewToSnapshot, RaftError, StoreError
+from raft.errors import ErrNothingNewToSnapshot, ErrRaftShutdown, RaftError, StoreError
 from raft.future import ConfigurationsFuture, ReqSnapshotFuture, UserSnapshotFuture
 from raft.runtime.channels import Send, select
 from raft.util import random_timeout
@@ -137,8 +137,6 @@ class SnapshotRunner:
         request = ReqSnapshotFuture(self.shutdown_ch)
         case, _ = await select([Send(self.fsm_snapshot_ch, request), self.shutdown_ch], self.rng)
         if case is self.shutdown_ch:
-            from raft.errors import ErrRaftShutdown
-
             raise ErrRaftShutdown()
         err = await request.error()
         if err is not None:

@@ -96,8 +96,8 @@ def test_paper_map_sends_figure_2_rules_to_the_functions_that_enforce_them(site:
     """Each Figure 2 rule the code cites is mapped to the function that enforces it."""
     rows = table_rows(site, "maps/paper")
     expected = [
-        ("Refuse a candidate whose term is older", "_decide_vote"),
-        ("candidate's log is at least as up-to-date", "_decide_vote"),
+        ("Refuse a candidate whose term is older", "request_vote"),
+        ("candidate's log is at least as up-to-date", "request_vote"),
         ("Refuse if our log has no entry at prevLogIndex", "append_entries"),
         ("delete it and all after it", "_store_new_entries"),
         ("majority's matchIndex", "Commitment.recalculate"),

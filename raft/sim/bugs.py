@@ -26,15 +26,16 @@ switch                          the rule it breaks
 from __future__ import annotations
 
 from collections.abc import Iterable
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, fields, replace
 from typing import Any
 
 from raft.api import Raft
-from raft.commands import RequestPreVoteRequest, RequestPreVoteResponse, RequestVoteRequest, RequestVoteResponse
+from raft.commands import RequestPreVoteRequest, RequestVoteRequest
 from raft.commitment import Commitment
-from raft.events import CommitIndexChanged
+from raft.events import CommitIndexChanged, VoteDecided
 from raft.future import LogFuture
 from raft.log import LogType
+from raft.transport import RPC
 from raft.util import async_notify_ch
 
 
@@ -153,23 +154,22 @@ class BuggyRaft(Raft):
             return 0, 0  # every candidate's log is at least as up-to-date as an empty one
         return super().get_last_entry()
 
-    def _decide_vote(self, req: RequestVoteRequest, resp: RequestVoteResponse) -> tuple[bool, str]:
-        if not self.bugs.vote_without_log_check:
-            return super()._decide_vote(req, resp)
-        self._ignore_own_log = True
+    def request_vote(self, rpc: RPC, req: RequestVoteRequest) -> None:
+        self._ignore_own_log = self.bugs.vote_without_log_check
         try:
-            granted, reason = super()._decide_vote(req, resp)
+            super().request_vote(rpc, req)
         finally:
             self._ignore_own_log = False
-        return granted, f"{reason} (TEACHING BUG: logs not compared)" if granted else reason
 
-    def _decide_pre_vote(self, req: RequestPreVoteRequest, resp: RequestPreVoteResponse) -> tuple[bool, str]:
-        if not self.bugs.vote_without_log_check:
-            return super()._decide_pre_vote(req, resp)
-        self._ignore_own_log = True
+    def request_pre_vote(self, rpc: RPC, req: RequestPreVoteRequest) -> None:
+        self._ignore_own_log = self.bugs.vote_without_log_check
         try:
-            granted, reason = super()._decide_pre_vote(req, resp)
+            super().request_pre_vote(rpc, req)
         finally:
             self._ignore_own_log = False
-        return granted, f"{reason} (TEACHING BUG: logs not compared)" if granted else reason
+
+    def observe(self, data: Any) -> None:
+        if self._ignore_own_log and isinstance(data, VoteDecided) and data.granted:
+            data = replace(data, reason=f"{data.reason} (TEACHING BUG: logs not compared)")
+        super().observe(data)
 
