@@ -536,7 +536,10 @@ class RaftLoops:
         """Serve as leader until we step down (Mirrors: raft.go leaderLoop).
 
         Paper: Figure 2, Rules for Servers, Leaders.
-        Differs: each case of Go's long ``select`` is a short method below.
+
+        One ``select`` over everything a leader reacts to, as in Go. While a
+        leadership transfer is in progress we accept no new work (hashicorp
+        #306): those cases answer ``ErrLeadershipTransferInProgress``.
         """
         lease = after(self.config().leader_lease_timeout)
         state = self.leader_state
@@ -552,128 +555,142 @@ class RaftLoops:
                 ], self.rng)
                 if case is self.rpc_ch:
                     await self.process_rpc(value)
+
                 elif case is state.step_down:
                     # Figure 2, All Servers: "If RPC ... response contains term T >
                     # currentTerm: set currentTerm = T, convert to follower".
                     self.set_state(RaftState.Follower, f"a follower replied with newer term {value}")
                     if value > self.get_current_term():
                         self.set_current_term(value)
+
                 elif case is self.leadership_transfer_ch:
-                    self._leader_start_transfer(value)
+                    # Begin handing leadership to value.id, or to the best follower (Thesis §3.10).
+                    if self.get_leadership_transfer_in_progress():
+                        value.respond(ErrLeadershipTransferInProgress())
+                        continue
+                    done_ch: Chan[RaftError | None] = Chan(1, name="transferDone")
+                    stop_ch: Chan[bool] = Chan(0, name="transferStop")
+                    self.go_func(self._watch_leadership_transfer(value, stop_ch, done_ch), "transfer-watchdog")
+                    server_id, address = value.id, value.address
+                    if server_id is None:
+                        server = self.pick_server()
+                        if server is None:
+                            done_ch.send_nowait(RaftError("cannot find peer"))  # one answer, one slot: never waits
+                            continue
+                        server_id, address = server.id, server.address
+                    repl = state.repl_state.get(server_id)
+                    if repl is None:
+                        done_ch.send_nowait(RaftError(f"cannot find replication state for {server_id}"))
+                        continue
+                    self.set_leadership_transfer_in_progress(True)
+                    self.observe(TransferStarted(server_id))
+                    self.go_func(self.run_leadership_transfer(server_id, address or "", repl, stop_ch, done_ch),
+                                 "leadership_transfer")
+
                 elif case is state.commit_ch:
-                    await self._leader_commit()
+                    # The commitment moved. Figure 2, Leaders: "set commitIndex = N";
+                    # All Servers: apply what is now committed.
+                    old_commit_index = self.get_commit_index()
+                    commit_index = state.commitment.get_commit_index()
+                    self.set_commit_index(commit_index)
+                    latest_index = self.configurations.latest_index
+                    if old_commit_index < latest_index <= commit_index:
+                        self.set_committed_configuration(self.configurations.latest, latest_index)
+                        if not has_vote(self.configurations.committed, self.local_id):
+                            self._step_down_pending = True  # our own removal (or demotion) just committed
+                    ready: dict[int, LogFuture] = {}
+                    last_in_group = 0
+                    while state.inflight and state.inflight[0].log.index <= commit_index:
+                        future = state.inflight.popleft()
+                        ready[future.log.index] = future
+                        last_in_group = future.log.index
+                    if ready:
+                        await self.process_logs(last_in_group, ready)
+                    if self._step_down_pending:
+                        # Differs: answer our own removal now. It is committed, and once we
+                        # shut down the FSM task could no longer deliver the answer.
+                        for future in ready.values():
+                            if isinstance(future, ConfigurationChangeFuture):
+                                future.respond(None)
+                        if self.config().shutdown_on_remove:
+                            self.logger.info("removed ourself, shutting down")
+                            self.shutdown()
+                        else:
+                            self.logger.info("removed ourself, transitioning to follower")
+                            self.set_state(RaftState.Follower, "our removal from the cluster committed")
+
                 elif case is self.verify_ch:
-                    self._leader_verify(value)
+                    # A new verify request (quorum_size still 0), or one that has collected its answers.
+                    if value.quorum_size == 0:
+                        self.start_verify_leader(value)
+                        continue
+                    state.notify.pop(value, None)
+                    for repl in state.repl_state.values():
+                        repl.clean_notify(value)
+                    if value.votes < value.quorum_size:
+                        self.logger.warning("new leader elected, stepping down")
+                        self.set_state(RaftState.Follower, "verify_leader: a follower has a newer term")
+                        value.respond(ErrNotLeader())
+                    else:
+                        value.respond(None)
+
                 elif case is self.user_restore_ch:
-                    if self._refuse_during_transfer(value):
+                    if self.get_leadership_transfer_in_progress():
+                        value.respond(ErrLeadershipTransferInProgress())
                         continue
                     value.respond(await self.restore_user_snapshot(value.meta, value.reader))
+
                 elif case is self.configurations_ch:
-                    if self._refuse_during_transfer(value):
+                    if self.get_leadership_transfer_in_progress():
+                        value.respond(ErrLeadershipTransferInProgress())
                         continue
                     value.configurations = self.configurations.clone()
                     value.respond(None)
+
                 elif case is self.configuration_change_ch:
-                    if self._refuse_during_transfer(value):
+                    if self.get_leadership_transfer_in_progress():
+                        value.respond(ErrLeadershipTransferInProgress())
                         continue
                     self.append_configuration_entry(value)
+
                 elif case is self.bootstrap_ch:
                     value.respond(ErrCantBootstrap())
+
                 elif case is self.apply_ch:
-                    self._leader_apply(value)
+                    if self.get_leadership_transfer_in_progress():
+                        value.respond(ErrLeadershipTransferInProgress())
+                        continue
+                    # Group commit: take every waiting request (up to MaxAppendEntries)
+                    # into one append; one disk write amortizes the fsync, which is
+                    # what limits a leader's throughput.
+                    batch = [value]
+                    for _ in range(self.config().max_append_entries):
+                        queued, received = self.apply_ch.try_recv()
+                        if not received:
+                            break
+                        assert queued is not None
+                        batch.append(queued)
+                    if self._step_down_pending:
+                        for queued in batch:
+                            queued.respond(ErrNotLeader())
+                    else:
+                        self.dispatch_logs(batch)
+
                 elif case is lease:
                     max_diff = self.check_leader_lease()
                     lease = after(max(self.config().leader_lease_timeout - max_diff, MIN_CHECK_INTERVAL))
+
                 elif case is self.leader_notify_ch:
                     for repl in state.repl_state.values():
                         async_notify_ch(repl.notify_ch)
+
                 elif case is self.follower_notify_ch:
-                    pass
+                    pass  # only a follower cares about a configuration reload
+
                 elif case is self.shutdown_ch:
                     return
         finally:
             self._left_leader_loop.close()
-
-    def _refuse_during_transfer(self: Raft, future: DeferError) -> bool:
-        """While handing leadership over we accept no new work (hashicorp #306)."""
-        if self.get_leadership_transfer_in_progress():
-            future.respond(ErrLeadershipTransferInProgress())
-            return True
-        return False
-
-    async def _leader_commit(self: Raft) -> None:
-        """The commitment moved: advance commitIndex and apply what is now committed.
-
-        Paper:   Figure 2, Leaders: "set commitIndex = N"; All Servers: apply to the FSM.
-        Mirrors: the ``commitCh`` case of leaderLoop.
-        """
-        old_commit_index = self.get_commit_index()
-        commit_index = self.leader_state.commitment.get_commit_index()
-        self.set_commit_index(commit_index)
-        latest_index = self.configurations.latest_index
-        if old_commit_index < latest_index <= commit_index:
-            self.set_committed_configuration(self.configurations.latest, latest_index)
-            if not has_vote(self.configurations.committed, self.local_id):
-                self._step_down_pending = True  # our own removal (or demotion) just committed
-        ready: dict[int, LogFuture] = {}
-        inflight = self.leader_state.inflight
-        last_in_group = 0
-        while inflight and inflight[0].log.index <= commit_index:
-            future = inflight.popleft()
-            ready[future.log.index] = future
-            last_in_group = future.log.index
-        if ready:
-            await self.process_logs(last_in_group, ready)
-        if self._step_down_pending:
-            # Differs: answer our own removal now. It is committed, and once we
-            # shut down the FSM task could no longer deliver the answer.
-            for future in ready.values():
-                if isinstance(future, ConfigurationChangeFuture):
-                    future.respond(None)
-            if self.config().shutdown_on_remove:
-                self.logger.info("removed ourself, shutting down")
-                self.shutdown()
-            else:
-                self.logger.info("removed ourself, transitioning to follower")
-                self.set_state(RaftState.Follower, "our removal from the cluster committed")
-
-    def _leader_verify(self: Raft, v: VerifyFuture) -> None:
-        """A verify request arrived, or one has collected its answers (Mirrors: verifyCh case)."""
-        if v.quorum_size == 0:
-            self.start_verify_leader(v)
-            return
-        self.leader_state.notify.pop(v, None)
-        for repl in self.leader_state.repl_state.values():
-            repl.clean_notify(v)
-        if v.votes < v.quorum_size:
-            self.logger.warning("new leader elected, stepping down")
-            self.set_state(RaftState.Follower, "verify_leader: a follower has a newer term")
-            v.respond(ErrNotLeader())
-        else:
-            v.respond(None)
-
-    def _leader_apply(self: Raft, first: LogFuture) -> None:
-        """Group commit: take every waiting request (up to MaxAppendEntries) into one append.
-
-        Mirrors: the ``applyCh`` case of leaderLoop.
-
-        Storing many entries with one write amortizes the disk's fsync,
-        which is what limits a leader's throughput.
-        """
-        if self._refuse_during_transfer(first):
-            return
-        ready = [first]
-        for _ in range(self.config().max_append_entries):
-            future, received = self.apply_ch.try_recv()
-            if not received:
-                break
-            assert future is not None
-            ready.append(future)
-        if self._step_down_pending:
-            for future in ready:
-                future.respond(ErrNotLeader())
-        else:
-            self.dispatch_logs(ready)
 
     def start_verify_leader(self: Raft, v: VerifyFuture) -> None:
         """Confirm we are still leader by hearing from a quorum (Mirrors: raft.go verifyLeader).
@@ -691,33 +708,6 @@ class RaftLoops:
         for repl in self.leader_state.repl_state.values():
             repl.notify[v] = None
             async_notify_ch(repl.notify_ch)
-
-    def _leader_start_transfer(self: Raft, future: LeadershipTransferFuture) -> None:
-        """Begin handing leadership to ``future.id`` or the best follower.
-
-        Paper:   Thesis §3.10.
-        Mirrors: the ``leadershipTransferCh`` case of leaderLoop.
-        """
-        if self._refuse_during_transfer(future):
-            return
-        done_ch: Chan[RaftError | None] = Chan(1, name="transferDone")
-        stop_ch: Chan[bool] = Chan(0, name="transferStop")
-        self.go_func(self._watch_leadership_transfer(future, stop_ch, done_ch), "transfer-watchdog")
-        server_id, address = future.id, future.address
-        if server_id is None:
-            server = self.pick_server()
-            if server is None:
-                done_ch.send_nowait(RaftError("cannot find peer"))  # one answer, one slot: never waits
-                return
-            server_id, address = server.id, server.address
-        repl = self.leader_state.repl_state.get(server_id)
-        if repl is None:
-            done_ch.send_nowait(RaftError(f"cannot find replication state for {server_id}"))
-            return
-        self.set_leadership_transfer_in_progress(True)
-        self.observe(TransferStarted(server_id))
-        self.go_func(self.run_leadership_transfer(server_id, address or "", repl, stop_ch, done_ch),
-                     "leadership_transfer")
 
     async def _watch_leadership_transfer(self: Raft, future: LeadershipTransferFuture, stop_ch: Chan[bool],
                                          done_ch: Chan[RaftError | None]) -> None:

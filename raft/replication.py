@@ -343,7 +343,7 @@ class Replication:
         stop_ch: Chan[bool] = Chan(0, name="pipelineStop")
         finish_ch: Chan[bool] = Chan(0, name="pipelineFinish")
         self.go_func(self.pipeline_decode(s, pipeline, stop_ch, finish_ch), f"pipeline_decode:{peer.id}")
-        next_index = [s.next_index]
+        next_index = s.next_index  # Go's nextIndex, which pipelineSend moves through a pointer
         try:
             should_stop = False
             while not should_stop:
@@ -354,9 +354,10 @@ class Replication:
                     break
                 if case is s.stop_ch:
                     if value:
-                        await self.pipeline_send(s, pipeline, next_index, value, finish_ch)
+                        _, next_index = await self.pipeline_send(s, pipeline, next_index, value, finish_ch)
                     break
-                should_stop = await self.pipeline_send(s, pipeline, next_index, self.get_last_log()[0], finish_ch)
+                should_stop, next_index = await self.pipeline_send(s, pipeline, next_index, self.get_last_log()[0],
+                                                                   finish_ch)
                 if case is s.trigger_defer_error_ch:
                     value.respond(RaftError("replication failed") if should_stop else None)
             stop_ch.close()
@@ -365,8 +366,11 @@ class Replication:
             pipeline.close()
 
     async def pipeline_send(self: Raft, s: FollowerReplication, pipeline: AppendPipeline,
-                            next_index: list[int], last_index: int, finish_ch: Chan[bool]) -> bool:
-        """Send everything up to ``last_index`` down the pipeline; True if the pipeline must end.
+                            next_index: int, last_index: int, finish_ch: Chan[bool]) -> tuple[bool, int]:
+        """Send everything up to ``last_index`` down the pipeline.
+
+        Returns whether the pipeline must end, and the next index to send
+        (Go moves the caller's ``nextIndex`` through a pointer instead).
 
         Mirrors: replication.go pipelineSend.
         Differs: Go sends one MaxAppendEntries batch per wake-up and counts on
@@ -379,18 +383,18 @@ class Replication:
         """
         while True:
             try:
-                req = self.setup_append_entries(s, next_index[0], last_index)
+                req = self.setup_append_entries(s, next_index, last_index)
                 await pipeline.append_entries(req)
             except RaftError as err:
                 self.logger.error("failed to pipeline appendEntries to %s: %s", s.peer.id, err)
-                return True
+                return True, next_index
             if not req.entries:
-                return False
-            next_index[0] = req.entries[-1].index + 1  # optimistically, before the answer
-            if next_index[0] > last_index:
-                return False
+                return False, next_index
+            next_index = req.entries[-1].index + 1  # optimistically, before the answer
+            if next_index > last_index:
+                return False, next_index
             if finish_ch.closed or s.stop_ch.closed or len(s.stop_ch) > 0:
-                return False  # the decoder is gone, or we must stop: pipeline_replicate's select sees it
+                return False, next_index  # the decoder is gone, or we must stop: pipeline_replicate's select sees it
 
     async def pipeline_decode(self: Raft, s: FollowerReplication, pipeline: AppendPipeline,
                               stop_ch: Chan[bool], finish_ch: Chan[bool]) -> None:
