@@ -966,6 +966,21 @@ class RaftLoops:
 
         Paper:   Figure 2, AppendEntries RPC, "Receiver implementation" 1–5; §5.3.
         Mirrors: raft.go appendEntries.
+        Differs: (1) a ``prevLogIndex`` inside our snapshot always matches.
+        Everything in a snapshot is committed, and a committed entry is the
+        same in every leader's log (Leader Completeness, then Log Matching),
+        so there is nothing to compare. hashicorp looks such an entry up in
+        the log, and once it is compacted refuses; with few trailing entries
+        kept, the leader then steps back one entry per round trip through
+        thousands of entries before it falls back on a snapshot that we,
+        having committed further, acknowledge and ignore. etcd/raft accepts
+        these too. (2) Rule 5 uses the last *new* entry, as Figure 2 says
+        (see the comment there).
+
+        Entries we already have are skipped rather than rewritten: a late,
+        duplicated AppendEntries must never truncate entries that a newer one
+        added (that would lose acknowledged entries). So are entries our
+        snapshot covers: they are committed, hence the same as these.
         """
         resp = AppendEntriesResponse(self.get_rpc_header(), term=self.get_current_term(),
                                      last_log=self.get_last_index())
@@ -981,12 +996,82 @@ class RaftLoops:
                 self.set_current_term(a.term)
                 resp.term = a.term
             self.set_leader(self.trans.decode_peer(a.header.addr), a.header.id)
+
             # Rule 2: "Reply false if log doesn't contain an entry at prevLogIndex
             # whose term matches prevLogTerm". This is what makes logs match (§5.3).
-            if a.prev_log_entry > 0 and not self._prev_log_matches(a, resp):
-                return
-            if a.entries and not self._store_new_entries(a):
-                return
+            snapshot_index, snapshot_term = self.get_last_snapshot()
+            if a.prev_log_entry > 0 and a.prev_log_entry >= snapshot_index:  # below: in our snapshot, matches
+                last_index, last_term = self.get_last_entry()
+                if a.prev_log_entry == last_index:
+                    prev_log_term = last_term  # may come from our snapshot, which the log no longer has
+                elif a.prev_log_entry == snapshot_index:
+                    prev_log_term = snapshot_term
+                else:
+                    try:
+                        prev_log_term = self.logs.get_log(a.prev_log_entry).term
+                    except ErrLogNotFound:
+                        self.logger.warning("failed to get previous log %d (last %d)", a.prev_log_entry, last_index)
+                        resp.no_retry_backoff = True  # not a fault: the leader should just go back further
+                        if self.config().fast_log_backup:  # end of §5.3: "we have nothing there; start at our end"
+                            resp.conflict_term, resp.conflict_index = 0, min(a.prev_log_entry, last_index + 1)
+                        return
+                if a.prev_log_term != prev_log_term:
+                    self.logger.warning("previous log term mis-match: ours %d remote %d",
+                                        prev_log_term, a.prev_log_term)
+                    resp.no_retry_backoff = True
+                    if self.config().fast_log_backup:  # end of §5.3: "our entry there has this term, from here on"
+                        resp.conflict_term = prev_log_term
+                        lowest = max(snapshot_index + 1, self.logs.first_index())
+                        resp.conflict_index = (first_index_of_term(self.logs, prev_log_term, lowest, a.prev_log_entry)
+                                               if lowest <= a.prev_log_entry else a.prev_log_entry)
+                    return
+
+            if a.entries:
+                # Rule 3: "If an existing entry conflicts with a new one (same
+                # index but different terms), delete the existing entry and all
+                # that follow it".
+                last_log_index, _ = self.get_last_log()
+                new_entries: list[Log] = []
+                for i, entry in enumerate(a.entries):
+                    if entry.index > last_log_index:
+                        new_entries = a.entries[i:]
+                        break
+                    if entry.index <= snapshot_index:
+                        continue  # committed, so the same as ours
+                    try:
+                        stored = self.logs.get_log(entry.index)
+                    except ErrLogNotFound:
+                        self.logger.warning("failed to get log entry %d", entry.index)
+                        return
+                    if entry.term != stored.term:
+                        self.logger.warning("clearing log suffix from %d to %d", entry.index, last_log_index)
+                        deleted = term_runs(self.logs, entry.index, last_log_index) if self.events.enabled else []
+                        try:
+                            self.logs.delete_range(entry.index, last_log_index)
+                        except RaftError as err:
+                            self.logger.error("failed to clear log suffix: %s", err)
+                            return
+                        self.observe(LogTruncated(entry.index, last_log_index, stored.term, deleted,
+                                                  f"conflicts with the leader's entry of term {entry.term}"))
+                        if entry.index <= self.configurations.latest_index:
+                            # The latest configuration was in the deleted suffix: fall back.
+                            self.set_latest_configuration(self.configurations.committed,
+                                                          self.configurations.committed_index)
+                        new_entries = a.entries[i:]
+                        break
+                # Rule 4: "Append any new entries not already in the log".
+                if new_entries:
+                    try:
+                        self.logs.store_logs(new_entries)
+                    except RaftError as err:
+                        self.logger.error("failed to append to logs: %s", err)
+                        return
+                    self.observe(EntriesAppended(new_entries))
+                    for entry in new_entries:
+                        self.process_configuration_log_entry(entry)
+                    last = new_entries[-1]
+                    self.set_last_log(last.index, last.term)
+
             # Rule 5: "If leaderCommit > commitIndex, set commitIndex =
             # min(leaderCommit, index of last new entry)". Only the entries up
             # to the end of this request are known to match the leader's
@@ -1011,106 +1096,6 @@ class RaftLoops:
             self.set_last_contact()
         finally:
             rpc.respond(resp, None)
-
-    def _prev_log_matches(self: Raft, a: AppendEntriesRequest, resp: AppendEntriesResponse) -> bool:
-        """Rule 2: do we hold an entry at prevLogIndex with term prevLogTerm?
-
-        Paper:   Figure 2, AppendEntries RPC, receiver rule 2.
-        Mirrors: the prevLogEntry check of raft.go appendEntries.
-        Differs: an index our snapshot covers always matches. Everything in
-        a snapshot is committed, and a committed entry is the same in every
-        leader's log (Leader Completeness, then Log Matching), so there is
-        nothing to compare. hashicorp looks such an entry up in the log, and
-        once it is compacted refuses; with few trailing entries kept, the
-        leader then steps back one entry per round trip through thousands of
-        entries before it falls back on a snapshot that we, having committed
-        further, acknowledge and ignore. etcd/raft accepts these too.
-        """
-        last_index, last_term = self.get_last_entry()
-        snapshot_index, snapshot_term = self.get_last_snapshot()
-        if a.prev_log_entry < snapshot_index:
-            return True  # inside our snapshot: committed, so the same as the leader's
-        if a.prev_log_entry == last_index:
-            prev_log_term = last_term  # may come from our snapshot, which the log no longer has
-        elif a.prev_log_entry == snapshot_index:
-            prev_log_term = snapshot_term
-        else:
-            try:
-                prev_log_term = self.logs.get_log(a.prev_log_entry).term
-            except ErrLogNotFound:
-                self.logger.warning("failed to get previous log %d (last %d)", a.prev_log_entry, last_index)
-                resp.no_retry_backoff = True  # not a fault: the leader should just go back further
-                if self.config().fast_log_backup:  # end of §5.3: "we have nothing there; start at our end"
-                    resp.conflict_term, resp.conflict_index = 0, min(a.prev_log_entry, last_index + 1)
-                return False
-        if a.prev_log_term != prev_log_term:
-            self.logger.warning("previous log term mis-match: ours %d remote %d", prev_log_term, a.prev_log_term)
-            resp.no_retry_backoff = True
-            if self.config().fast_log_backup:  # end of §5.3: "our entry there has this term, from this index on"
-                resp.conflict_term = prev_log_term
-                lowest = max(snapshot_index + 1, self.logs.first_index())
-                resp.conflict_index = (first_index_of_term(self.logs, prev_log_term, lowest, a.prev_log_entry)
-                                       if lowest <= a.prev_log_entry else a.prev_log_entry)
-            return False
-        return True
-
-    def _store_new_entries(self: Raft, a: AppendEntriesRequest) -> bool:
-        """Rules 3 and 4: drop a conflicting suffix, then append what is new.
-
-        Paper: Figure 2, AppendEntries receiver, rule 3 ("If an existing entry
-        conflicts with a new one (same index but different terms), delete the
-        existing entry and all that follow it") and rule 4 ("Append any new
-        entries not already in the log").
-
-        Entries we already have are skipped rather than rewritten: a late,
-        duplicated AppendEntries must never truncate entries that a newer
-        one added (that would lose acknowledged entries). So are entries our
-        snapshot covers: they are committed, hence the same as these.
-        """
-        last_log_index, _ = self.get_last_log()
-        snapshot_index, _ = self.get_last_snapshot()
-        new_entries: list[Log] = []
-        for i, entry in enumerate(a.entries):
-            if entry.index > last_log_index:
-                new_entries = a.entries[i:]
-                break
-            if entry.index <= snapshot_index:
-                continue
-            try:
-                stored = self.logs.get_log(entry.index)
-            except ErrLogNotFound:
-                self.logger.warning("failed to get log entry %d", entry.index)
-                return False
-            if entry.term != stored.term:
-                self.logger.warning("clearing log suffix from %d to %d", entry.index, last_log_index)
-                deleted = term_runs(self.logs, entry.index, last_log_index) if self.events.enabled else []
-                try:
-                    self.logs.delete_range(entry.index, last_log_index)
-                except RaftError as err:
-                    self.logger.error("failed to clear log suffix: %s", err)
-                    return False
-                self.observe(LogTruncated(entry.index, last_log_index, stored.term, deleted,
-                                          f"conflicts with the leader's entry of term {entry.term}"))
-                if entry.index <= self.configurations.latest_index:
-                    # The latest configuration was in the deleted suffix: fall back.
-                    self.set_latest_configuration(self.configurations.committed,
-                                                  self.configurations.committed_index)
-                new_entries = a.entries[i:]
-                break
-        if not new_entries:
-            return True
-        try:
-            self.logs.store_logs(new_entries)
-        except RaftError as err:
-            self.logger.error("failed to append to logs: %s", err)
-            return False
-        if new_entries:
-            self.observe(EntriesAppended(new_entries))
-        for entry in new_entries:
-            self.process_configuration_log_entry(entry)
-        last = new_entries[-1]
-        self.set_last_log(last.index, last.term)
-        return True
 
     def process_configuration_log_entry(self: Raft, entry: Log) -> None:
         """A configuration entry takes effect as soon as it is in the log.

@@ -99,7 +99,7 @@ def test_paper_map_sends_figure_2_rules_to_the_functions_that_enforce_them(site:
         ("Refuse a candidate whose term is older", "request_vote"),
         ("candidate's log is at least as up-to-date", "request_vote"),
         ("Refuse if our log has no entry at prevLogIndex", "append_entries"),
-        ("delete it and all after it", "_store_new_entries"),
+        ("delete it and all after it", "append_entries"),
         ("majority's matchIndex", "Commitment.recalculate"),
         ("increment currentTerm, vote for yourself", "elect_self"),
         ("discard the entire log", "_keep_or_discard_log"),
@@ -124,7 +124,7 @@ def test_differences_page_collects_every_differs_line(site: Path) -> None:
 
 def test_event_kinds_page_lists_where_events_come_from(site: Path) -> None:
     rows = table_rows(site, "maps/events")
-    assert any("truncate" in row and "_store_new_entries" in row and "append_entries" in row for row in rows)
+    assert any("truncate" in row and "_keep_or_discard_log" in row and "install_snapshot" in row for row in rows)
     assert any("replication_rejected" in row and "replicate_to" in row for row in rows)
     assert any("rpc_drop" in row and "SimNetwork" in row for row in rows)
 

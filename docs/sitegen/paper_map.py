@@ -117,9 +117,9 @@ def citations(index: CodeIndex) -> list[tuple[Citation, str]]:
     """(citation, context) pairs: every ``Paper:`` text, docstring paragraph and comment of a definition.
 
     The context of a citation is the ``Paper:`` text of its definition. A
-    private helper without one (``_store_new_entries``) borrows it from the
+    private helper without one (``_keep_or_discard_log``) borrows it from the
     nearest definition before it in the same class or module that has one
-    (``append_entries``): in this code a helper follows the function it serves.
+    (``install_snapshot``): in this code a helper follows the function it serves.
     Failing that, the module's ``Paper:`` text is the context.
     """
     found = []
