@@ -805,6 +805,59 @@ class RaftLoops:
         voters = sum(1 for s in self.configurations.latest.servers if s.suffrage == ServerSuffrage.Voter)
         return voters // 2 + 1
 
+    async def restore_user_snapshot(self: Raft, meta: SnapshotMeta, reader: BinaryIO) -> RaftError | None:
+        """Replace the cluster's state with an external snapshot (leader only).
+
+        Mirrors: raft.go restoreUserSnapshot.
+
+        We burn one index past anything that exists: the log gets a hole, so
+        every follower must fetch the snapshot through InstallSnapshot, and
+        any entry in flight is aborted. The caller then commits a no-op so
+        that a quorum is known to have the new state.
+        """
+        if not SnapshotVersionMin <= meta.version <= SnapshotVersionMax:
+            return RaftError(f"unsupported snapshot version {meta.version}")
+        configurations = self.configurations
+        if configurations.committed_index != configurations.latest_index:
+            return RaftError(f"cannot restore snapshot now, wait until the configuration entry at "
+                             f"{configurations.latest_index} has been applied "
+                             f"(have applied {configurations.committed_index})")
+        inflight = self.leader_state.inflight
+        while inflight:
+            inflight.popleft().respond(ErrAbortedByRestore())
+        term = self.get_current_term()
+        last_index = max(self.get_last_index(), meta.index) + 1
+        sink = self.snapshots.create(1, last_index, term, configurations.latest, configurations.latest_index,
+                                     self.trans)
+        written = 0
+        while True:
+            chunk = reader.read(SNAPSHOT_CHUNK)
+            if not chunk:
+                break
+            sink.write(chunk)
+            written += len(chunk)
+        if written != meta.size:
+            sink.cancel()
+            return RaftError(f"failed to write snapshot, size didn't match ({written} != {meta.size})")
+        sink.close()
+        restore = RestoreFuture(sink.id(), self.shutdown_ch)
+        case, _ = await select([Send(self.fsm_mutate_ch, restore), self.shutdown_ch], self.rng)
+        if case is self.shutdown_ch:
+            return ErrRaftShutdown()
+        err = await restore.error()
+        if err is not None:
+            # Go panics: the FSM may be half-restored. We stop the node instead.
+            self.logger.error("failed to restore snapshot: %s; shutting down", err)
+            self.shutdown()
+            return StoreError(f"failed to restore snapshot: {err}")
+        self.set_last_log(last_index, term)
+        self.set_last_applied(last_index)
+        self.set_last_snapshot(last_index, term)
+        if isinstance(self.logs, MonotonicLogStore) and self.logs.is_monotonic():
+            self.remove_old_logs()
+        self.observe(SnapshotRestored(last_index, term))
+        return None
+
     def append_configuration_entry(self: Raft, future: ConfigurationChangeFuture) -> None:
         """Append a membership change; it takes effect now, before it commits.
 
@@ -1359,86 +1412,6 @@ class RaftLoops:
             self.observe(LogTruncated(first, last, deleted[0][1] if deleted else 0, deleted,
                                       "Figure 13 rule 7: the log does not contain the snapshot's last entry"))
 
-    async def restore_user_snapshot(self: Raft, meta: SnapshotMeta, reader: BinaryIO) -> RaftError | None:
-        """Replace the cluster's state with an external snapshot (leader only).
-
-        Mirrors: raft.go restoreUserSnapshot.
-
-        We burn one index past anything that exists: the log gets a hole, so
-        every follower must fetch the snapshot through InstallSnapshot, and
-        any entry in flight is aborted. The caller then commits a no-op so
-        that a quorum is known to have the new state.
-        """
-        if not SnapshotVersionMin <= meta.version <= SnapshotVersionMax:
-            return RaftError(f"unsupported snapshot version {meta.version}")
-        configurations = self.configurations
-        if configurations.committed_index != configurations.latest_index:
-            return RaftError(f"cannot restore snapshot now, wait until the configuration entry at "
-                             f"{configurations.latest_index} has been applied "
-                             f"(have applied {configurations.committed_index})")
-        inflight = self.leader_state.inflight
-        while inflight:
-            inflight.popleft().respond(ErrAbortedByRestore())
-        term = self.get_current_term()
-        last_index = max(self.get_last_index(), meta.index) + 1
-        sink = self.snapshots.create(1, last_index, term, configurations.latest, configurations.latest_index,
-                                     self.trans)
-        written = 0
-        while True:
-            chunk = reader.read(SNAPSHOT_CHUNK)
-            if not chunk:
-                break
-            sink.write(chunk)
-            written += len(chunk)
-        if written != meta.size:
-            sink.cancel()
-            return RaftError(f"failed to write snapshot, size didn't match ({written} != {meta.size})")
-        sink.close()
-        restore = RestoreFuture(sink.id(), self.shutdown_ch)
-        case, _ = await select([Send(self.fsm_mutate_ch, restore), self.shutdown_ch], self.rng)
-        if case is self.shutdown_ch:
-            return ErrRaftShutdown()
-        err = await restore.error()
-        if err is not None:
-            # Go panics: the FSM may be half-restored. We stop the node instead.
-            self.logger.error("failed to restore snapshot: %s; shutting down", err)
-            self.shutdown()
-            return StoreError(f"failed to restore snapshot: {err}")
-        self.set_last_log(last_index, term)
-        self.set_last_applied(last_index)
-        self.set_last_snapshot(last_index, term)
-        if isinstance(self.logs, MonotonicLogStore) and self.logs.is_monotonic():
-            self.remove_old_logs()
-        self.observe(SnapshotRestored(last_index, term))
-        return None
-
-    def timeout_now(self: Raft, rpc: RPC, req: TimeoutNowRequest) -> None:
-        """The leader asks us to start an election at once (Mirrors: raft.go timeoutNow).
-
-        Paper: Thesis §3.10. The flag lets our RequestVote override the
-        voters' "sticky leader" refusal and skips the pre-vote.
-        Differs: the request carries the leader's term and we refuse one from
-        an older term. hashicorp's TimeoutNow has no term, so a duplicated or
-        long-delayed copy, or one from a leader deposed since, makes a
-        follower disrupt a healthy cluster with a needless election.
-        """
-        # Figure 2, All Servers: a request from an older term is stale.
-        if req.term < self.get_current_term():
-            self.observe(TimeoutNowRefused(req.header.id, req.term,
-                                           f"stale term {req.term} < our term {self.get_current_term()}"))
-            rpc.respond(None, RaftError(f"TimeoutNow from term {req.term} refused: "
-                                        f"our term is {self.get_current_term()}"))
-            return
-        if req.term > self.get_current_term():
-            # Figure 2, All Servers: "If RPC request contains term T > currentTerm:
-            # set currentTerm = T". The election below then starts at T + 1.
-            self.set_state(RaftState.Follower, f"TimeoutNow from {req.header.id} has newer term {req.term}")
-            self.set_current_term(req.term)
-        self.set_leader("", "")
-        self.set_state(RaftState.Candidate, f"TimeoutNow from leader {req.header.id}: leadership transfer")
-        self.candidate_from_leadership_transfer = True
-        rpc.respond(TimeoutNowResponse(self.get_rpc_header()), None)
-
     # ------------------------------------------------------------------
     # Elections and small setters
     # ------------------------------------------------------------------
@@ -1586,6 +1559,33 @@ class RaftLoops:
                 current = repl.next_index
                 pick = server
         return pick
+
+    def timeout_now(self: Raft, rpc: RPC, req: TimeoutNowRequest) -> None:
+        """The leader asks us to start an election at once (Mirrors: raft.go timeoutNow).
+
+        Paper: Thesis §3.10. The flag lets our RequestVote override the
+        voters' "sticky leader" refusal and skips the pre-vote.
+        Differs: the request carries the leader's term and we refuse one from
+        an older term. hashicorp's TimeoutNow has no term, so a duplicated or
+        long-delayed copy, or one from a leader deposed since, makes a
+        follower disrupt a healthy cluster with a needless election.
+        """
+        # Figure 2, All Servers: a request from an older term is stale.
+        if req.term < self.get_current_term():
+            self.observe(TimeoutNowRefused(req.header.id, req.term,
+                                           f"stale term {req.term} < our term {self.get_current_term()}"))
+            rpc.respond(None, RaftError(f"TimeoutNow from term {req.term} refused: "
+                                        f"our term is {self.get_current_term()}"))
+            return
+        if req.term > self.get_current_term():
+            # Figure 2, All Servers: "If RPC request contains term T > currentTerm:
+            # set currentTerm = T". The election below then starts at T + 1.
+            self.set_state(RaftState.Follower, f"TimeoutNow from {req.header.id} has newer term {req.term}")
+            self.set_current_term(req.term)
+        self.set_leader("", "")
+        self.set_state(RaftState.Candidate, f"TimeoutNow from leader {req.header.id}: leadership transfer")
+        self.candidate_from_leadership_transfer = True
+        rpc.respond(TimeoutNowResponse(self.get_rpc_header()), None)
 
     def set_latest_configuration(self: Raft, configuration: Configuration, index: int) -> None:
         """Mirrors: raft.go setLatestConfiguration."""
