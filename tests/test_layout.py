@@ -27,7 +27,7 @@ SHARED = {"__init__", "errors", "events", "net_frames"}
 
 # Layers, lowest first. A module may import its own layer and the ones below;
 # two different packages of the same rank may not import each other.
-RANK = {"runtime": 0, "mirror": 1, "stores": 2, "checkers": 2, "kv": 3, "sim": 4}
+RANK = {"runtime": 0, "mirror": 1, "stores": 2, "checkers": 2, "kv": 3, "sim": 4, "lab": 5}
 
 
 def layer_of(module: str) -> str:
