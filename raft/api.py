@@ -50,7 +50,15 @@ from raft.errors import (
     RaftError,
     StoreError,
 )
-from raft.events import EventLog, NodeEvents, protocol_function, reset_started_by, started_by
+from raft.events import (
+    EventLog,
+    NodeEvents,
+    SnapshotRestored,
+    StateChanged,
+    protocol_function,
+    reset_started_by,
+    started_by,
+)
 from raft.fsm import FSM, CommitTuple, FSMRunner
 from raft.future import (
     BootstrapFuture,
@@ -343,8 +351,7 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
             self.process_configuration_log_entry(self.logs.get_log(index))
         self.logger.info("initial configuration: index=%d servers=%s", self.configurations.latest_index,
                          self.configurations.latest.servers)
-        self.events.emit("state", "new_raft", state="follower", term=self._current_term,
-                         reason=f"started; the log ends at index {last_log.index}")
+        self.observe(StateChanged("follower", self._current_term, f"started; the log ends at index {last_log.index}"))
 
     def restore_snapshot(self) -> None:
         """Load the newest snapshot that opens and restores cleanly (Mirrors: restoreSnapshot).
@@ -367,8 +374,7 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
             self.set_latest_configuration(meta.configuration, meta.configuration_index)
             if meta.index > self.get_commit_index():
                 self.set_commit_index(meta.index)
-            self.events.emit("snapshot_restored", "restore_snapshot", index=meta.index, term=meta.term,
-                             id=meta.id, reason="start-up")
+            self.observe(SnapshotRestored(meta.index, meta.term, meta.id, "start-up"))
             return
         if snapshots:
             raise StoreError("failed to load any existing snapshots")

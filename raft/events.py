@@ -414,9 +414,84 @@ class SnapshotInstalled(Report):
 
 @dataclass(frozen=True)
 class SnapshotRestored(Report):
+    """The state machine was reset from a snapshot: a user restore, or at start-up (``id`` and ``reason`` set)."""
+
     kind: ClassVar[str] = "snapshot_restored"
     index: int
     term: int
+    id: str | None = None
+    reason: str | None = None
+
+
+@dataclass(frozen=True)
+class ReplicationRejected(Report):
+    """A follower refused AppendEntries; ``next_index`` is where the leader tries next (hints included)."""
+
+    kind: ClassVar[str] = "replication_rejected"
+    peer: str
+    next_index: int
+    follower_last_log: int
+    conflict_term: int
+    conflict_index: int
+
+
+@dataclass(frozen=True)
+class SnapshotSent(Report):
+    """The leader starts sending a snapshot to a follower that needs entries it has compacted."""
+
+    kind: ClassVar[str] = "snapshot_send"
+    peer: str
+    index: int
+    term: int
+    size: int
+
+
+@dataclass(frozen=True)
+class Applied(Report):
+    """The state machine task has finished with one committed entry."""
+
+    kind: ClassVar[str] = "apply"
+    index: int
+    term: int
+    type: str
+
+
+@dataclass(frozen=True)
+class FSMFailed(Report):
+    """The application's state machine raised; the node stops."""
+
+    kind: ClassVar[str] = "fsm_failed"
+    index: int
+    error: str
+
+
+@dataclass(frozen=True)
+class Restored(Report):
+    """The state machine task restored a snapshot (InstallSnapshot or a user restore)."""
+
+    kind: ClassVar[str] = "restore"
+    index: int
+    term: int
+    id: str
+
+
+@dataclass(frozen=True)
+class SnapshotTaken(Report):
+    """A snapshot was written; the log is compacted next."""
+
+    kind: ClassVar[str] = "snapshot_taken"
+    index: int
+    term: int
+    id: str
+
+
+@dataclass(frozen=True)
+class Compacted(Report):
+    """Log entries ``first``..``last`` were deleted after a snapshot."""
+
+    kind: ClassVar[str] = "compact"
+    first: int
+    last: int
 
 
 @dataclass(frozen=True)

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING, Any, BinaryIO, Protocol, cast, runtime_checkab
 
 from raft.configuration import Configuration, decode_configuration
 from raft.errors import ErrNothingNewToSnapshot, ErrRaftShutdown, FSMError, RaftError, StoreError
+from raft.events import Applied, FSMFailed, Restored
 from raft.future import LogFuture, ReqSnapshotFuture, RestoreFuture
 from raft.log import Log, LogType
 from raft.runtime.channels import select
@@ -166,7 +167,8 @@ class FSMRunner:
                 raise FSMError(f"the state machine raised {type(err).__name__} applying entry {entry.index}: {err}",
                                entry.index) from err
             state.last_index, state.last_term = entry.index, entry.term
-            self.events.emit("apply", "run_fsm", index=entry.index, term=entry.term, type=entry.type.name)
+            if self.events.enabled:  # the hot path: build the report only for someone who reads it
+                self.observe(Applied(entry.index, entry.term, entry.type.name))
             if item.future is not None:
                 item.future.response_value = response
                 item.future.respond(None)
@@ -185,8 +187,8 @@ class FSMRunner:
         for item in batch:
             response = next(answers) if _goes_to_batching_fsm(item.log) else None
             state.last_index, state.last_term = item.log.index, item.log.term
-            self.events.emit("apply", "run_fsm", index=item.log.index, term=item.log.term,
-                             type=item.log.type.name)
+            if self.events.enabled:
+                self.observe(Applied(item.log.index, item.log.term, item.log.type.name))
             if item.future is not None:
                 item.future.response_value = response
                 item.future.respond(None)
@@ -207,7 +209,7 @@ class FSMRunner:
         """
         self.fsm_error = str(failure)
         self.logger.error("%s; shutting this node down", failure, exc_info=failure.__cause__)
-        self.events.emit("fsm_failed", "run_fsm", index=failure.index, error=str(failure))
+        self.observe(FSMFailed(failure.index, str(failure)))
         for item in batch:
             if item.log.index >= failure.index and item.future is not None:
                 item.future.respond(failure)
@@ -230,7 +232,7 @@ class FSMRunner:
         self.fsm_applied_index = max(self.fsm_applied_index, meta.index)
         if self._applied_waiters:
             self._wake_applied()
-        self.events.emit("restore", "run_fsm", index=meta.index, term=meta.term, id=request.id)
+        self.observe(Restored(meta.index, meta.term, request.id))
         request.respond(None)
 
     def _fsm_snapshot(self: Raft, state: _FSMProgress, request: ReqSnapshotFuture) -> None:

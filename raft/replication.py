@@ -38,6 +38,7 @@ from raft.commitment import Commitment
 from raft.config import Config
 from raft.configuration import Server, encode_configuration
 from raft.errors import ErrLogNotFound, ErrPipelineReplicationNotSupported, RaftError
+from raft.events import ReplicationRejected, SnapshotSent
 from raft.future import DeferError, VerifyFuture
 from raft.log import Log, last_index_of_term
 from raft.observer import FailedHeartbeatObservation, ResumedHeartbeatObservation
@@ -197,9 +198,8 @@ class Replication:
                 else:
                     s.next_index = self.next_index_after_rejection(s.next_index, resp)
                     s.failures = 0 if resp.no_retry_backoff else s.failures + 1
-                    self.events.emit("replication_rejected", "replicate_to", peer=peer.id,
-                                     next_index=s.next_index, follower_last_log=resp.last_log,
-                                     conflict_term=resp.conflict_term, conflict_index=resp.conflict_index)
+                    self.observe(ReplicationRejected(peer.id, s.next_index, resp.last_log, resp.conflict_term,
+                                                     resp.conflict_index))
             if s.stop_ch.closed or len(s.stop_ch) > 0:
                 return True
             if s.next_index > last_index:
@@ -258,8 +258,7 @@ class Replication:
                                      configuration=encode_configuration(meta.configuration),
                                      configuration_index=meta.configuration_index, size=meta.size)
         peer = s.peer
-        self.events.emit("snapshot_send", "send_latest_snapshot", peer=peer.id, index=meta.index, term=meta.term,
-                         size=meta.size)
+        self.observe(SnapshotSent(peer.id, meta.index, meta.term, meta.size))
         try:
             resp = await self.trans.install_snapshot(peer.id, peer.address, req, reader)
         except RaftError as err:

@@ -25,6 +25,7 @@ from typing import TYPE_CHECKING, BinaryIO, Protocol, runtime_checkable
 
 from raft.configuration import Configuration
 from raft.errors import ErrNothingNewToSnapshot, ErrRaftShutdown, RaftError, StoreError
+from raft.events import Compacted, SnapshotTaken
 from raft.future import ConfigurationsFuture, ReqSnapshotFuture, UserSnapshotFuture
 from raft.runtime.channels import Send, select
 from raft.util import random_timeout
@@ -166,7 +167,7 @@ class SnapshotRunner:
         finally:
             request.snapshot.release()
         self.set_last_snapshot(request.index, request.term)
-        self.events.emit("snapshot_taken", "take_snapshot", index=request.index, term=request.term, id=sink.id())
+        self.observe(SnapshotTaken(request.index, request.term, sink.id()))
         self.compact_logs(request.index)
         return sink.id()
 
@@ -185,7 +186,7 @@ class SnapshotRunner:
         if first == 0 or first > last_to_delete:
             return
         self.logs.delete_range(first, last_to_delete)
-        self.events.emit("compact", "compact_logs", first=first, last=last_to_delete)
+        self.observe(Compacted(first, last_to_delete))
 
     def compact_logs(self: Raft, snapshot_index: int) -> None:
         """Compact after a snapshot at ``snapshot_index`` (Mirrors: compactLogs)."""

@@ -83,6 +83,8 @@ def test_teaching_bugs_live_in_a_subclass_and_survive_a_recording() -> None:
     with Cluster(nodes=3, seed=5, bugs=bugs) as buggy:
         assert {type(r) for r in buggy.rafts()} == {BuggyRaft}
         buggy.wait_leader()
+        # The start-up event names new_raft, as for a plain Raft, though the simulator built the subclass.
+        assert {e.func for e in buggy.events.of_kind("state") if e.t == 0} == {"new_raft"}
         recording = buggy.export_run()
         trace = [e.to_json() for e in buggy.events.events]
     assert recording["params"]["bugs"] == ["vote-without-log-check", "skip-leader-noop"]

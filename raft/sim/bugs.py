@@ -32,7 +32,7 @@ from typing import Any
 from raft.api import Raft
 from raft.commands import RequestPreVoteRequest, RequestVoteRequest
 from raft.commitment import Commitment
-from raft.events import CommitIndexChanged, VoteDecided
+from raft.events import CommitIndexChanged, VoteDecided, reset_started_by, started_by
 from raft.future import LogFuture
 from raft.log import LogType
 from raft.transport import RPC
@@ -109,7 +109,13 @@ class BuggyRaft(Raft):
         self.bugs = bugs
         self._skip_next_noop = False
         self._ignore_own_log = False
-        super().__init__(*args, **kwargs)
+        # Built here rather than by new_raft: name new_raft as the function
+        # behind the start-up events and tasks, as for a plain Raft.
+        token = started_by("new_raft")
+        try:
+            super().__init__(*args, **kwargs)
+        finally:
+            reset_started_by(token)
 
     # -- commit_old_terms_by_counting -------------------------------------------------
 
