@@ -14,12 +14,9 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass, replace
-from typing import TYPE_CHECKING
 
 from raft.errors import ConfigError
-
-if TYPE_CHECKING:
-    from raft.runtime.channels import Chan
+from raft.runtime.channels import Chan
 
 ProtocolVersionMin = 0  # oldest version a peer may speak on the wire
 ProtocolVersionMax = 3  # newest version, and the only one this port runs

@@ -25,7 +25,7 @@ from raft.runtime.channels import select
 from raft.snapshot import SnapshotSink
 
 if TYPE_CHECKING:
-    from raft.api import Raft
+    from raft.api import Raft  # only for ``self: Raft``; api.py builds Raft from this module's mixin
 
 
 _COMMAND = LogType.LogCommand  # looked up once: enum member access is slow in a hot loop

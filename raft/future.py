@@ -26,7 +26,7 @@ from raft.log import Log
 from raft.runtime.channels import Chan, Send, select
 
 if TYPE_CHECKING:
-    from raft.api import Raft
+    from raft.api import Raft  # only for annotations: api.py imports this module
 
 
 class Future(Protocol):

@@ -24,7 +24,7 @@ from raft.runtime.channels import Chan, Send, select
 from raft.state import RaftState
 
 if TYPE_CHECKING:
-    from raft.api import Raft
+    from raft.api import Raft  # only for ``self: Raft``; api.py builds Raft from this module's mixin
 
 
 @dataclass(frozen=True)

@@ -48,7 +48,7 @@ from raft.transport import AppendPipeline
 from raft.util import backoff, capped_exponential_backoff, random_timeout
 
 if TYPE_CHECKING:
-    from raft.api import Raft
+    from raft.api import Raft  # only for ``self: Raft``; api.py builds Raft from this module's mixin
 
 MAX_FAILURE_SCALE = 12  # backoff doubles at most this many times
 FAILURE_WAIT = 0.010  # base backoff after a failed RPC

@@ -31,7 +31,7 @@ from raft.runtime.channels import Send, select
 from raft.util import random_timeout
 
 if TYPE_CHECKING:
-    from raft.api import Raft
+    from raft.api import Raft  # only for ``self: Raft``; api.py builds Raft from this module's mixin
 
 
 @dataclass
