@@ -23,7 +23,7 @@ from pathlib import Path
 from typing import Any, TextIO
 
 from raft.lab.checks import CHECKS
-from raft.lab.grade import Failure, Plan, grade_lab
+from raft.lab.grade import Failure, Grade, Plan, grade_lab
 from raft.lab.labs import LABS, Lab, find_lab
 from raft.lab.stubs import StubError, Workspace, find_workspace, graded_copy, start_workspace
 from raft.sim.bugs import BUG_NAMES, TeachingBugs
@@ -66,6 +66,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--only", action="append", default=[], metavar="SCENARIO:SEED",
                        help="run just this fault-simulator run, without the checks (repeatable): the "
                             "replay of a failure")
+    check.add_argument("--checks", action="store_true", help="with --only: run the focused checks first too")
+    check.add_argument("--keep-going", action="store_true",
+                       help="do not stop at the first failure: run every check and seed and report each failure")
     check.add_argument("--bug", action="append", default=[], choices=BUG_NAMES,
                        help="switch on a teaching bug, to see what a wrong solution's grade looks like "
                             "(repeatable)")
@@ -123,7 +126,8 @@ def _plan(args: argparse.Namespace) -> Plan:
         only.append((scenario, int(seed)))
     if args.seeds is not None and args.seeds < 1:
         raise UsageError("--seeds must be at least 1")
-    return Plan(seeds=args.seeds, only=tuple(only), checks=not only, bugs=TeachingBugs.from_cli_names(args.bug))
+    return Plan(seeds=args.seeds, only=tuple(only), checks=args.checks or not only,
+                bugs=TeachingBugs.from_cli_names(args.bug), keep_going=args.keep_going)
 
 
 def _default_lab(workspace: Workspace) -> Lab:
@@ -168,20 +172,20 @@ def _grade_workspace(workspace: Workspace, lab: Lab, plan: Plan, args: argparse.
     stubs = workspace.stubs_left(lab)
     if stubs:
         names = "; ".join(f"{f} (lab {owner.number})" for owner, f in stubs)
-        failure = Failure("stub", "unwritten functions", f"{len(stubs)} function(s) of {lab.name} or an "
-                          "earlier lab are still stubs", names,
-                          "\n".join(f"{f}: still raises NotImplementedError; see {owner.page}" for owner, f in stubs),
-                          replay=f"raft-lab check {lab.number}", visualizer="")
-        return {"lab": lab.number, "title": lab.title, "package": str(workspace.package), "passed": False,
-                "checks": [], "seeds_run": 0, "seed_budget": len(plan.runs(lab)), "operations": 0,
-                "wall_seconds": 0.0, "bugs": plan.bugs.cli_names(), "failure": failure.__dict__}
+        grade = Grade(lab.number, lab.title, str(workspace.package), seed_budget=len(plan.runs(lab)),
+                      bugs=plan.bugs.cli_names())
+        grade.fail(Failure("stub", "unwritten functions", f"{len(stubs)} function(s) of {lab.name} or an earlier "
+                           "lab are still stubs", names,
+                           "\n".join(f"{f}: still raises NotImplementedError; see {owner.page}" for owner, f in stubs),
+                           replay=f"raft-lab check {lab.number}", visualizer=""))
+        return grade.to_json()
     if not args.json:
         err.write(f"raft-lab: grading {workspace.package} on {lab.name}\n")
     with tempfile.TemporaryDirectory(prefix="raft-lab-graded-") as tmp:
         root = graded_copy(workspace, lab, Path(tmp))
         result_file = root / "result.json"
         plan_text = json.dumps({"seeds": plan.seeds, "only": [list(o) for o in plan.only], "checks": plan.checks,
-                                "bugs": plan.bugs.cli_names()})
+                                "bugs": plan.bugs.cli_names(), "keep_going": plan.keep_going})
         env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
         command = [sys.executable, "-m", "raft.lab.cli", "grade-here", str(lab.number), "--plan", plan_text,
                    "--result", str(result_file), *(["--quiet"] if args.json else [])]
@@ -191,13 +195,12 @@ def _grade_workspace(workspace: Workspace, lab: Lab, plan: Plan, args: argparse.
         child = subprocess.run(command, cwd=root, env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.PIPE if args.json else None, text=True, check=False)
         if not result_file.is_file():
-            failure = Failure("check", "the graded code did not load", "importing your package failed",
-                              "python -m raft.lab.cli grade-here",
-                              (child.stderr or "")[-4000:] or "see the error printed above",
-                              replay=f"raft-lab check {lab.number}", visualizer="")
-            return {"lab": lab.number, "title": lab.title, "package": str(workspace.package), "passed": False,
-                    "checks": [], "seeds_run": 0, "seed_budget": 0, "operations": 0, "wall_seconds": 0.0,
-                    "bugs": plan.bugs.cli_names(), "failure": failure.__dict__}
+            grade = Grade(lab.number, lab.title, str(workspace.package), bugs=plan.bugs.cli_names())
+            grade.fail(Failure("check", "the graded code did not load", "importing your package failed",
+                               "python -m raft.lab.cli grade-here",
+                               (child.stderr or "")[-4000:] or "see the error printed above",
+                               replay=f"raft-lab check {lab.number}", visualizer=""))
+            return grade.to_json()
         result: dict[str, Any] = json.loads(result_file.read_text(encoding="utf-8"))
     result["package"] = str(workspace.package)
     return result
@@ -206,7 +209,7 @@ def _grade_workspace(workspace: Workspace, lab: Lab, plan: Plan, args: argparse.
 def grade_here_command(args: argparse.Namespace, err: TextIO) -> int:
     data = json.loads(args.plan)
     plan = Plan(seeds=data["seeds"], only=tuple((s, int(n)) for s, n in data["only"]), checks=data["checks"],
-                bugs=TeachingBugs.from_cli_names(data["bugs"]))
+                bugs=TeachingBugs.from_cli_names(data["bugs"]), keep_going=data["keep_going"])
     grade = grade_lab(find_lab(args.lab), plan, progress=_progress(err, quiet=args.quiet))
     Path(args.result).write_text(json.dumps(grade.to_json(), ensure_ascii=False), encoding="utf-8")
     return 0
@@ -248,6 +251,11 @@ def render(result: dict[str, Any], out: TextIO) -> None:
     if failure["visualizer"]:
         out.write(textwrap.fill(f"visualizer:  {failure['visualizer']}", 110, initial_indent="  ",
                                 subsequent_indent=" " * 15) + "\n")
+    others = result.get("failures", [])[1:]
+    if others:
+        out.write(f"  and {len(others)} more failure(s) (--keep-going):\n")
+        for other in others:
+            out.write(f"    {other['stage']} {other['property']}: {other['plain']}  ({other['replay']})\n")
     lines = failure["report"].splitlines()
     out.write("  report:\n")
     for line in lines[:REPORT_LINES]:

@@ -100,7 +100,14 @@ class Grade:
     operations: int = 0  # client operations checked for linearizability
     wall_seconds: float = 0.0
     bugs: list[str] = field(default_factory=list)
-    failure: Failure | None = None
+    failure: Failure | None = None  # the first failure: what a student reads
+    failures: list[Failure] = field(default_factory=list)  # all of them, with --keep-going
+
+    def fail(self, failure: Failure) -> None:
+        self.passed = False
+        self.failures.append(failure)
+        if self.failure is None:
+            self.failure = failure
 
     def to_json(self) -> dict[str, Any]:
         return asdict(self)
@@ -114,6 +121,7 @@ class Plan:
     only: tuple[tuple[str, int], ...] = ()
     checks: bool = True
     bugs: TeachingBugs = field(default_factory=TeachingBugs)
+    keep_going: bool = False  # record every failure instead of stopping at the first
 
     def runs(self, lab: Lab) -> list[tuple[str, int]]:
         if self.only:
@@ -137,7 +145,7 @@ def describe_fuzz_failure(text: str) -> tuple[str, str, str]:
         return "a stub was called", "the run reached a function that is still a stub", stub
     for phrase, plain in PLAIN_VERDICTS:
         if phrase in first:
-            return detail or first, plain, "checked at the end of the run, after every fault was healed"
+            return (detail or first).rstrip(":"), plain, "checked at the end of the run, after every fault was healed"
     last = next((line.strip() for line in reversed(text.splitlines()) if line.strip()), first)
     return first, "the run stopped with an error inside the simulated cluster", last
 
@@ -154,13 +162,15 @@ def run_checks(lab: Lab, plan: Plan, grade: Grade, progress: Callable[[str], Non
                 message = f"{type(error).__name__}: {error}\n{''.join(traceback.format_exception(error)[-6:])}"
             grade.checks.append(CheckOutcome(check.__name__, claim(check), False, message))
             progress(f"  check {check.__name__}: FAILED")
-            grade.failure = Failure("check", check.__name__, claim(check), f"focused check {check.__name__}",
-                                    message, replay=f"raft-lab check {lab.number}{plan.replay_options()}",
-                                    visualizer="")
-            return False
+            grade.fail(Failure("check", check.__name__, claim(check), f"focused check {check.__name__}",
+                               message, replay=f"raft-lab check {lab.number}{plan.replay_options()}",
+                               visualizer=""))
+            if not plan.keep_going:
+                return False
+            continue
         grade.checks.append(CheckOutcome(check.__name__, claim(check), True))
         progress(f"  check {check.__name__}: ok")
-    return True
+    return grade.passed
 
 
 def grade_lab(lab: Lab, plan: Plan, progress: Callable[[str], None] = lambda _: None) -> Grade:
@@ -169,8 +179,7 @@ def grade_lab(lab: Lab, plan: Plan, progress: Callable[[str], None] = lambda _: 
     runs = plan.runs(lab)
     grade = Grade(lab.number, lab.title, str(raft.__path__[0]), seed_budget=len(runs), bugs=plan.bugs.cli_names())
     try:
-        if plan.checks and not run_checks(lab, plan, grade, progress):
-            grade.passed = False
+        if plan.checks and not run_checks(lab, plan, grade, progress) and not plan.keep_going:
             return grade
         for scenario, seed in runs:
             result = run_one(scenario, seed, bugs=plan.bugs)
@@ -179,12 +188,13 @@ def grade_lab(lab: Lab, plan: Plan, progress: Callable[[str], None] = lambda _: 
             if result.failure is not None:
                 progress(f"  fuzz {scenario} seed {seed}: FAILED")
                 prop, plain, event = describe_fuzz_failure(result.failure)
-                grade.failure = Failure("fuzz", prop, plain, event, result.failure,
-                                        replay=f"raft-lab check {lab.number} --only {scenario}:{seed}"
-                                               f"{plan.replay_options()}",
-                                        simulator_replay=result.replay, scenario=scenario, seed=seed)
-                grade.passed = False
-                return grade
+                grade.fail(Failure("fuzz", prop, plain, event, result.failure,
+                                   replay=f"raft-lab check {lab.number} --only {scenario}:{seed}"
+                                          f"{plan.replay_options()}",
+                                   simulator_replay=result.replay, scenario=scenario, seed=seed))
+                if not plan.keep_going:
+                    return grade
+                continue
             progress(f"  fuzz {scenario} seed {seed}: ok ({result.operations} operations)")
         return grade
     finally:

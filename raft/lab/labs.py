@@ -86,7 +86,7 @@ LABS: tuple[Lab, ...] = (
         (Function("raft.py", "RaftLoops.persist_vote"),
          Function("raft.py", "RaftLoops.set_current_term"),
          Function("api.py", "Raft._restore_from_stores")),
-        (Scenario("RestartVoters", 30), Scenario("CrashRestart", 15), Scenario("MonotonicCrashRestart", 8))),
+        (Scenario("RestartVoters", 60), Scenario("CrashRestart", 15), Scenario("MonotonicCrashRestart", 8))),
     Lab(4, "snapshots", "snapshots",
         "install a leader's snapshot: ignore a late or duplicated one, and keep or discard the log "
         "after it (Figure 13, rules 6 and 7)",
