@@ -54,6 +54,7 @@ def test_unknown_scenario_is_refused() -> None:
     ("commit_old_terms_by_counting", "CrashRestart"),
     ("vote_without_log_check", "LeaderPartitions"),
     ("forget_vote_on_restart", "RestartVoters"),
+    ("forget_term_on_restart", "RestartVoters"),
     ("skip_leader_noop", "CrashRestart"),
 ])
 def test_each_teaching_bug_is_caught_within_a_bounded_number_of_seeds(bug: str, scenario: str) -> None:

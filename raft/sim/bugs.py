@@ -4,7 +4,7 @@ Differs: not in hashicorp. The protocol modules know nothing of these bugs;
 they are injected from here, by a ``Raft`` subclass that only the simulator
 builds (``Cluster(bugs=TeachingBugs(...))``, ``raft-sim fuzz --bug NAME``).
 Read before: raft.py (``request_vote``, ``run_leader``), commitment.py.
-Used by: sim/cluster.py, sim/fuzz.py, sim/cli.py, tutorials 4 and 9.
+Used by: sim/cluster.py, sim/fuzz.py, sim/cli.py, tutorials 4, 9 and 10.
 
 Each switch breaks exactly one rule of the paper, in the smallest way that
 still lets the cluster run:
@@ -18,6 +18,8 @@ switch                          the rule it breaks
                                   compare the candidate's log with its own
 ``forget_vote_on_restart``        Figure 2, persistent state: ``votedFor`` is lost in a
                                   crash (done by ``Cluster.restart``)
+``forget_term_on_restart``        Figure 2, persistent state: ``currentTerm`` is lost in
+                                  a crash (done by ``Cluster.restart``)
 ``skip_leader_noop``              §8: a new leader appends no no-op, and a read does
                                   not wait for an entry of its term to commit
 ==============================  ====================================================
@@ -53,6 +55,9 @@ class TeachingBugs:
     vote_without_log_check: bool = False
     # Lose the vote on restart, as if votedFor were not persisted (Figure 2).
     forget_vote_on_restart: bool = False
+    # Lose the term on restart, as if currentTerm were not persisted (Figure 2):
+    # the server comes back in term 0 and may vote again in a term it has left.
+    forget_term_on_restart: bool = False
     # Skip the new leader's no-op, and with it the read index's wait for it (§8).
     skip_leader_noop: bool = False
 

@@ -416,6 +416,8 @@ class Cluster:
         if self.bugs.forget_vote_on_restart:  # teaching bug: votedFor was not durable
             handle.store.kv.pop(b"LastVoteCand", None)
             handle.store.kv_int.pop(b"LastVoteTerm", None)
+        if self.bugs.forget_term_on_restart:  # teaching bug: currentTerm was not durable
+            handle.store.kv_int.pop(b"CurrentTerm", None)
         handle.transport.reopen()
         self.network.down.pop(node_id, None)
         self.events.emit(node_id, "restart", "Cluster.restart", incarnation=handle.incarnation)
