@@ -14,6 +14,7 @@ from typing import Any
 
 import pytest
 
+from raft.state import RaftState
 from visualizer.commands import Command
 from visualizer.narration import PRESET_DIR, PresetError, load_presets, parse_preset
 from visualizer.simulation import Simulation
@@ -199,6 +200,8 @@ def test_every_preset_file_is_valid_json_with_the_documented_keys() -> None:
     ({"cluster": {}, "steps": [{"caption": "x", "wait": {"state": "leader"}}]}, "kind"),
     ({"cluster": {}, "setup": {"logs": {"n1": [3, 1]}}, "steps": [{"caption": "x"}]}, "never decrease"),
     ({"cluster": {}, "setup": {"logs": {"n9": [1]}}, "steps": [{"caption": "x"}]}, "setup.logs"),
+    ({"cluster": {"bugs": ["no-such-bug"]}, "steps": [{"caption": "x"}]}, "cluster.bugs"),
+    ({"cluster": {"bugs": "forget-vote-on-restart"}, "steps": [{"caption": "x"}]}, "cluster.bugs"),
 ])
 def test_a_malformed_preset_is_reported_with_its_place(data: dict[str, Any], problem: str) -> None:
     """A mistake in a preset file names the preset and the part that is wrong."""
@@ -330,5 +333,32 @@ def test_transfer_preset_sends_timeout_now_and_the_target_skips_the_pre_vote() -
         assert any(e.kind == "rpc_send" and e["rpc"] == "timeout_now" and e["to"] == target for e in later)
         assert not [e for e in later if e.kind == "election" and e.node == target and e["phase"] == "pre_vote"]
         assert sim.cluster.leader() == target
+    finally:
+        sim.stop()
+
+
+def test_a_preset_can_switch_on_a_teaching_bug_and_a_rewind_keeps_it() -> None:
+    """``cluster.bugs`` builds the cluster with those teaching bugs, and its recording names them for replays."""
+    sim, _ = play_preset("15-lost-vote")
+    try:
+        assert sim.cluster.bugs.cli_names() == ["forget-vote-on-restart"]
+        assert sim.cluster.export_run()["params"]["bugs"] == ["forget-vote-on-restart"]
+        do(sim, "seek", t=sim.cluster.now / 2)
+        assert sim.cluster.bugs.cli_names() == ["forget-vote-on-restart"], "the rebuilt cluster has the bug too"
+    finally:
+        sim.stop()
+
+
+def test_lost_vote_preset_elects_two_leaders_in_one_term() -> None:
+    """Figure 2, votedFor: the restarted voter forgets its vote for n1, votes for n3 in that term, and both lead it."""
+    sim, _ = play_preset("15-lost-vote")
+    try:
+        events = sim.cluster.events.events
+        leaders = [(e.node, e["term"]) for e in events if e.kind == "state" and e["state"] == "leader"]
+        assert leaders == [("n1", 2), ("n3", 2)]
+        votes = [e["candidate"] for e in events if e.kind == "vote" and e.node == "n2" and e["phase"] == "vote"
+                 and e["granted"] and e["term"] == 2]
+        assert votes == ["n1", "n3"], "n2 voted twice in term 2, once before and once after its restart"
+        assert sorted(sim.cluster.in_state(RaftState.Leader)) == ["n1", "n3"], "both lead at once: n1's lease holds"
     finally:
         sim.stop()

@@ -2,7 +2,7 @@
 
 Read before: raft/testing.py (``Cluster``). Read next: simulation.py.
 
-It is a ``raft.sim.Cluster`` with two additions, both invisible to the
+It is a ``raft.sim.Cluster`` with three additions, all invisible to the
 protocol:
 
 * it remembers every client request it was asked to ``submit`` with its
@@ -11,7 +11,11 @@ protocol:
   ``remove_server``, ``transfer_leadership``) are remembered the same way;
 * a subclass made by ``with_setup`` starts from hand-made logs and per-node
   settings (the paper's Figure 7, for example). ``import_run`` builds the
-  cluster through ``cls(...)``, so a rewind rebuilds the same starting logs.
+  cluster through ``cls(...)``, so a rewind rebuilds the same starting logs;
+* with a teaching bug switched on (a preset's ``cluster.bugs``), the live
+  invariant checker is off: the point is to watch what the broken rule leads
+  to, and the checker would stop the run, and the narration, at the first
+  violation. The captions say what the checker would report.
 
 The key-value state machine of each node is read from ``MockFSM.logs`` (the
 commands it applied, in order): ``set KEY VALUE`` and ``del KEY`` change it,
@@ -78,6 +82,9 @@ class VisualCluster(Cluster):
     def __init__(self, nodes: int | Iterable[str] = 3, seed: int = 0, *, config: Config | None = None,
                  bootstrap: bool = True, faults: LinkFaults | None = None, **options: Any) -> None:
         self.client_requests: list[ClientRequest] = []
+        bugs = options.get("bugs")
+        if bugs is not None and bugs.any():
+            options.setdefault("check_invariants", False)  # see the module docstring
         setup = type(self).setup
         if setup is None:
             super().__init__(nodes, seed, config=config, bootstrap=bootstrap, faults=faults, **options)

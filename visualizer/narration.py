@@ -6,7 +6,7 @@ Read before: simulation.py (which runs the narration). Presets live in
     {
       "title": "Leader crash",
       "summary": "one line for the menu",
-      "cluster": {"nodes": 5, "seed": 1, "config": {...}, "faults": {...}},
+      "cluster": {"nodes": 5, "seed": 1, "config": {...}, "faults": {...}, "bugs": [...]},
       "setup": {"logs": {"n1": [1, 1, 4]}, "terms": {"n1": 4}, "configs": {"n1": {...}}},
       "steps": [
         {"caption": "Five followers, no leader yet.", "pause": true},
@@ -18,7 +18,10 @@ Read before: simulation.py (which runs the narration). Presets live in
 
 ``cluster.config`` and ``cluster.faults`` take the fields a recording may
 hold (``raft.sim.RECORDABLE_CONFIG`` and ``RECORDABLE_FAULTS``);
-``setup`` (optional) gives nodes hand-made logs before they start.
+``cluster.bugs`` (optional) switches on teaching bugs, named as
+``raft-sim fuzz --bug`` names them (``raft.sim.bugs.BUG_NAMES``), so that a
+preset can show what a broken rule leads to; ``setup`` (optional) gives nodes
+hand-made logs before they start.
 
 A step runs in this order:
 
@@ -49,6 +52,7 @@ from typing import Any
 
 from raft.events import Event
 from raft.sim import RECORDABLE_CONFIG, RECORDABLE_FAULTS
+from raft.sim.bugs import BUG_NAMES
 from visualizer.cluster import LogSetup
 from visualizer.commands import INTERVENTIONS, MAX_NODES, MIN_NODES
 
@@ -84,6 +88,7 @@ class Preset:
     faults: dict[str, Any]
     setup: LogSetup | None
     steps: tuple[Step, ...]
+    bugs: tuple[str, ...] = ()  # teaching bugs switched on, as ``--bug`` names them
 
     def menu_entry(self) -> dict[str, Any]:
         return {"name": self.name, "title": self.title, "summary": self.summary}
@@ -162,12 +167,15 @@ def parse_preset(name: str, data: Any) -> Preset:
         raise _fail(name, "cluster.config", f"keys must be among {', '.join(RECORDABLE_CONFIG)}")
     if not isinstance(faults, dict) or not set(faults) <= set(RECORDABLE_FAULTS):
         raise _fail(name, "cluster.faults", f"keys must be among {', '.join(RECORDABLE_FAULTS)}")
+    bugs = cluster.get("bugs", [])
+    if not isinstance(bugs, list) or not all(isinstance(b, str) and b in BUG_NAMES for b in bugs):
+        raise _fail(name, "cluster.bugs", f"must list teaching bugs among {', '.join(BUG_NAMES)}")
     steps = data.get("steps")
     if not isinstance(steps, list) or not steps:
         raise _fail(name, "steps", "must be a non-empty list")
     return Preset(name, str(data.get("title", name)), str(data.get("summary", "")), nodes, seed, dict(config),
                   dict(faults), _parse_setup(name, data.get("setup"), ids),
-                  tuple(_parse_step(name, i, s) for i, s in enumerate(steps)))
+                  tuple(_parse_step(name, i, s) for i, s in enumerate(steps)), tuple(bugs))
 
 
 def _menu_order(path: Path) -> tuple[int, str]:

@@ -48,6 +48,7 @@ from raft.configuration import ServerSuffrage
 from raft.errors import RaftError
 from raft.events import Event
 from raft.sim import Cluster, Intervention, SimulationError
+from raft.sim.bugs import TeachingBugs
 from raft.sim.network import LinkFaults
 from raft.state import RaftState
 from visualizer.cluster import VisualCluster, settle_client_requests, with_setup
@@ -309,7 +310,7 @@ class Simulation:
         cluster_class = with_setup(preset.setup)
         cluster = cluster_class(preset.nodes, preset.seed, config=Config(**preset.config),
                                 faults=LinkFaults(**{**DEFAULT_FAULTS, **preset.faults}),
-                                bootstrap=preset.setup is None)
+                                bootstrap=preset.setup is None, bugs=TeachingBugs.from_cli_names(preset.bugs))
         self._start_over(cluster_class, cluster, preset)
         self.playing = True
         assert self.narrator is not None
