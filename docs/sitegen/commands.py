@@ -22,10 +22,11 @@ def command_parser(command: str) -> argparse.ArgumentParser | None:
         from visualizer.cli import build_parser as visualizer_parser
 
         return visualizer_parser()
-    if program == "raft-sim" and len(sub) <= 1:
+    if program in ("raft-sim", "raft-lab") and len(sub) <= 1:
+        from raft.lab.cli import build_parser as lab_parser
         from raft.sim.cli import build_parser as sim_parser
 
-        parser = sim_parser()
+        parser = sim_parser() if program == "raft-sim" else lab_parser()
         if not sub:
             return parser
         for action in parser._actions:  # argparse offers no public way to reach a subcommand's parser

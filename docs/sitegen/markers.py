@@ -12,7 +12,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from . import benchmarks, code_tables, commands, docstrings, go_map, paper_map, visualizer
+from . import benchmarks, code_tables, commands, docstrings, go_map, labs, paper_map, visualizer
 from .code_index import CodeIndex
 from .common import log, outside_code
 
@@ -50,6 +50,8 @@ GENERATORS: dict[str, Callable[[Request], str]] = {
     "docstring-block": lambda r: docstrings.docstring_block(r.page, r.index, r.args),
     "docstring-table": lambda r: docstrings.docstring_table(r.page, r.index, r.args),
     "cli-help": lambda r: commands.cli_help(r.args.strip()),
+    "labs": lambda r: labs.labs_table(r.page, r.index),
+    "lab": lambda r: labs.lab_card(r.page, r.index, r.args),
 }
 
 
