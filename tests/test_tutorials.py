@@ -43,6 +43,12 @@ KEY_LINES: dict[str, list[str]] = {
                        r"raft-sim check-trace on the three files: ok \(exit status 0\)"],
     "09_debugging": [r"InvariantViolation: Leader Completeness", r"identical failure: True",
                      r"not linearizable", r"replayed trace identical: True"],
+    "10_persistence": [r"n2  currentTerm=2  votedFor=n1 \(in term 2\)", r"n2 term term=2 previous=1\n.*n2 vote ",
+                       r"granted=False \(already voted for n1 in term 2\)",
+                       r"the invariant checker stopped the run: Election Safety",
+                       r"granted=False \(stale term 2 < our term 3\)", r"n2 restarts in term 0",
+                       r"the invariant checker stopped the run: monotonic term",
+                       r"leaders by term: \{2: \['n1', 'n3'\]\}"],
 }
 
 
@@ -70,9 +76,9 @@ def runs() -> dict[str, Run]:
 
 
 def test_there_are_tutorials_for_every_landed_feature() -> None:
-    """Tutorials 1 to 9 exist, one per number."""
+    """Tutorials 1 to 10 exist, one per number."""
     numbers = sorted(int(script.name[:2]) for script in TUTORIALS)
-    assert numbers == list(range(1, 10))
+    assert numbers == list(range(1, 11))
     assert KEY_LINES.keys() == {script.stem for script in TUTORIALS}
 
 
@@ -115,7 +121,7 @@ def test_tutorial_prints_its_key_lines(stem: str, runs: dict[str, Run]) -> None:
         assert re.search(pattern, output, re.MULTILINE), f"{stem}: no line matches {pattern!r}"
 
 
-@pytest.mark.parametrize("stem", ["01_first_cluster", "04_safety_figures_7_and_8", "05_membership",
+@pytest.mark.parametrize("stem", ["01_first_cluster", "04_safety_figures_7_and_8", "05_membership", "10_persistence",
                                   "08_tcp_cluster"])
 def test_tutorial_output_does_not_depend_on_the_hash_seed(stem: str, runs: dict[str, Run]) -> None:
     """The same script prints the same bytes with another PYTHONHASHSEED: what the site shows, you get.
