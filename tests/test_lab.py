@@ -180,6 +180,18 @@ def test_a_pass_prints_a_grade_report(tmp_path: Path, monkeypatch: pytest.Monkey
     assert "client operations checked for linearizability" in out
 
 
+def test_a_file_that_does_not_parse_is_a_clear_failure(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """A syntax error in the student's package fails the grade naming the file and line, not with a traceback."""
+    workspace = start_workspace(find_lab(1), tmp_path / "ws")
+    with (workspace.package / "raft.py").open("a", encoding="utf-8") as file:
+        file.write("\ndef broken(:\n")
+    code, out = run_cli(["check", "--json"], workspace.root, monkeypatch, capsys)
+    failure = json.loads(out)["failure"]
+    assert code == 1 and failure["property"] == "unreadable source"
+    assert "raft.py, line" in failure["event"]
+
+
 def test_fuzz_reports_are_described_in_plain_words() -> None:
     """The invariant checker's rule and event line, and the end-of-run verdicts, become a student's words."""
     rule, plain, event = describe_fuzz_failure(

@@ -12,6 +12,7 @@ installed package itself, which passes every lab: it is the reference.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import subprocess
@@ -24,7 +25,7 @@ from typing import Any, TextIO
 
 from raft.lab.checks import CHECKS
 from raft.lab.grade import Failure, Grade, Plan, grade_lab
-from raft.lab.labs import LABS, Lab, find_lab
+from raft.lab.labs import LABS, Function, Lab, find_lab
 from raft.lab.stubs import StubError, Workspace, find_workspace, graded_copy, start_workspace
 from raft.sim.bugs import BUG_NAMES, TeachingBugs
 from raft.sim.fuzz import SCENARIOS
@@ -148,7 +149,10 @@ def check_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
         workspace = find_workspace(Path.cwd())
     except StubError as error:
         raise UsageError(str(error)) from None
-    lab = _lab(args.lab) if args.lab else (_default_lab(workspace) if workspace else None)
+    lab = _lab(args.lab) if args.lab else workspace.lab if workspace else None
+    if workspace is not None and not args.lab:
+        with contextlib.suppress(SyntaxError, StubError):  # grading reports it, with the file and line
+            lab = _default_lab(workspace)
     if lab is None:
         raise UsageError("outside a workspace, name the lab to grade the installed package on, e.g. raft-lab check 1")
     if workspace is None:
@@ -169,7 +173,22 @@ def check_command(args: argparse.Namespace, out: TextIO, err: TextIO) -> int:
 def _grade_workspace(workspace: Workspace, lab: Lab, plan: Plan, args: argparse.Namespace,
                      err: TextIO) -> dict[str, Any]:
     """Grade the student's code in a child process that imports the graded copy."""
-    stubs = workspace.stubs_left(lab)
+    try:
+        stubs = workspace.stubs_left(lab)
+        with tempfile.TemporaryDirectory(prefix="raft-lab-graded-") as tmp:
+            return _grade_copy(workspace, lab, plan, args, err, stubs, Path(tmp))
+    except (SyntaxError, StubError) as error:  # the student's files do not parse, or lost a lab function
+        where = f"{error.filename}, line {error.lineno}" if isinstance(error, SyntaxError) else str(error)
+        grade = Grade(lab.number, lab.title, str(workspace.package), bugs=plan.bugs.cli_names())
+        grade.fail(Failure("stub", "unreadable source", "a file of your package does not parse, or a lab "
+                           "function is missing from it", where, f"{type(error).__name__}: {error}",
+                           replay=f"raft-lab check {lab.number}", visualizer=""))
+        return grade.to_json()
+
+
+def _grade_copy(workspace: Workspace, lab: Lab, plan: Plan, args: argparse.Namespace, err: TextIO,
+                stubs: list[tuple[Lab, Function]], tmp: Path) -> dict[str, Any]:
+    """Fail on the stubs left, or build the graded copy in ``tmp`` and grade it in a child process."""
     if stubs:
         names = "; ".join(f"{f} (lab {owner.number})" for owner, f in stubs)
         grade = Grade(lab.number, lab.title, str(workspace.package), seed_budget=len(plan.runs(lab)),
@@ -181,27 +200,26 @@ def _grade_workspace(workspace: Workspace, lab: Lab, plan: Plan, args: argparse.
         return grade.to_json()
     if not args.json:
         err.write(f"raft-lab: grading {workspace.package} on {lab.name}\n")
-    with tempfile.TemporaryDirectory(prefix="raft-lab-graded-") as tmp:
-        root = graded_copy(workspace, lab, Path(tmp))
-        result_file = root / "result.json"
-        plan_text = json.dumps({"seeds": plan.seeds, "only": [list(o) for o in plan.only], "checks": plan.checks,
-                                "bugs": plan.bugs.cli_names(), "keep_going": plan.keep_going})
-        env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
-        command = [sys.executable, "-m", "raft.lab.cli", "grade-here", str(lab.number), "--plan", plan_text,
-                   "--result", str(result_file), *(["--quiet"] if args.json else [])]
-        # cwd is the graded copy: `python -m` puts cwd first on sys.path, and it must find this raft.
-        # Progress goes straight to the terminal as it happens; with --json it is kept for the report.
-        err.flush()
-        child = subprocess.run(command, cwd=root, env=env, stdout=subprocess.DEVNULL,
-                               stderr=subprocess.PIPE if args.json else None, text=True, check=False)
-        if not result_file.is_file():
-            grade = Grade(lab.number, lab.title, str(workspace.package), bugs=plan.bugs.cli_names())
-            grade.fail(Failure("check", "the graded code did not load", "importing your package failed",
-                               "python -m raft.lab.cli grade-here",
-                               (child.stderr or "")[-4000:] or "see the error printed above",
-                               replay=f"raft-lab check {lab.number}", visualizer=""))
-            return grade.to_json()
-        result: dict[str, Any] = json.loads(result_file.read_text(encoding="utf-8"))
+    root = graded_copy(workspace, lab, tmp)
+    result_file = root / "result.json"
+    plan_text = json.dumps({"seeds": plan.seeds, "only": [list(o) for o in plan.only], "checks": plan.checks,
+                            "bugs": plan.bugs.cli_names(), "keep_going": plan.keep_going})
+    env = dict(os.environ, PYTHONPATH=os.pathsep.join(filter(None, [str(root), os.environ.get("PYTHONPATH")])))
+    command = [sys.executable, "-m", "raft.lab.cli", "grade-here", str(lab.number), "--plan", plan_text,
+               "--result", str(result_file), *(["--quiet"] if args.json else [])]
+    # cwd is the graded copy: `python -m` puts cwd first on sys.path, and it must find this raft.
+    # Progress goes straight to the terminal as it happens; with --json it is kept for the report.
+    err.flush()
+    child = subprocess.run(command, cwd=root, env=env, stdout=subprocess.DEVNULL,
+                           stderr=subprocess.PIPE if args.json else None, text=True, check=False)
+    if not result_file.is_file():
+        grade = Grade(lab.number, lab.title, str(workspace.package), bugs=plan.bugs.cli_names())
+        grade.fail(Failure("check", "the graded code did not load", "importing your package failed",
+                           "python -m raft.lab.cli grade-here",
+                           (child.stderr or "")[-4000:] or "see the error printed above",
+                           replay=f"raft-lab check {lab.number}", visualizer=""))
+        return grade.to_json()
+    result: dict[str, Any] = json.loads(result_file.read_text(encoding="utf-8"))
     result["package"] = str(workspace.package)
     return result
 

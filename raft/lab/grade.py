@@ -31,11 +31,13 @@ PLAIN_RULES = {
     "Election Safety": "two leaders were elected in the same term",
     "Leader Append-Only": "a leader overwrote or deleted an entry of its own log",
     "Leader Completeness": "a new leader lacks an entry that was already committed",
-    "Log Matching": "two logs hold an entry with the same index and term, but differ before it",
-    "State Machine Safety": "two servers applied different commands at the same index",
+    "Log Matching": "two logs hold an entry with the same index and term, but it or the entries before it "
+                    "differ",
+    "State Machine Safety": "a committed entry was deleted, or two servers committed or applied different "
+                            "entries at the same index",
     "applied ≤ committed": "a server applied an entry that was not committed",
-    "apply in order": "a server applied entries out of order",
-    "log covers commit": "a server's commit index points past the end of its log",
+    "apply in order": "a state machine applied entries out of order, or was restored to an older state",
+    "log covers commit": "a server's commit index points past what its log and snapshot hold",
     "monotonic commit index": "a commit index moved backwards",
     "monotonic lastApplied": "a state machine went back to an older state (lastApplied moved backwards)",
     "monotonic snapshot": "a server replaced its snapshot with an older one",

@@ -74,9 +74,9 @@ def _body_start(node: ast.FunctionDef | ast.AsyncFunctionDef) -> int:
     return node.body[0].lineno
 
 
-def is_stub(source: str, qualname: str) -> bool:
-    """Is the body (after the docstring) just ``raise NotImplementedError(...)``?"""
-    node = locate(ast.parse(source), qualname)
+def is_stub(source: str, qualname: str, filename: str = "<source>") -> bool:
+    """Is the body (after the docstring) just ``raise NotImplementedError(...)``? (``filename`` names syntax errors.)"""
+    node = locate(ast.parse(source, filename), qualname)
     body = node.body[1:] if _docstring_end(node) is not None else node.body
     if len(body) != 1 or not isinstance(body[0], ast.Raise) or body[0].exc is None:
         return False
@@ -141,7 +141,8 @@ class Workspace:
             if lab.number > upto.number:
                 break
             for function in lab.functions:
-                if is_stub((self.package / function.file).read_text(encoding="utf-8"), function.qualname):
+                path = self.package / function.file
+                if is_stub(path.read_text(encoding="utf-8"), function.qualname, str(path)):
                     left.append((lab, function))
         return left
 
@@ -200,7 +201,7 @@ def graded_copy(workspace: Workspace, lab: Lab, target: Path) -> Path:
         for function in later.functions:
             path = target / "raft" / function.file
             source = path.read_text(encoding="utf-8")
-            if is_stub(source, function.qualname):
+            if is_stub(source, function.qualname, str(workspace.package / function.file)):
                 original = function_text((reference / function.file).read_text(encoding="utf-8"), function.qualname)
                 path.write_text(replace_function(source, function.qualname, original), encoding="utf-8")
     return target
