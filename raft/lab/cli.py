@@ -191,7 +191,7 @@ def _grade_copy(workspace: Workspace, lab: Lab, plan: Plan, args: argparse.Names
     """Fail on the stubs left, or build the graded copy in ``tmp`` and grade it in a child process."""
     if stubs:
         names = "; ".join(f"{f} (lab {owner.number})" for owner, f in stubs)
-        grade = Grade(lab.number, lab.title, str(workspace.package), seed_budget=len(plan.runs(lab)),
+        grade = Grade(lab.number, lab.title, str(workspace.package), seed_budget=lab.seed_budget,
                       bugs=plan.bugs.cli_names())
         grade.fail(Failure("stub", "unwritten functions", f"{len(stubs)} function(s) of {lab.name} or an earlier "
                            "lab are still stubs", names,
@@ -253,6 +253,8 @@ def render(result: dict[str, Any], out: TextIO) -> None:
         out.write(f"PASS {name}{bugs}: {passed_checks}/{len(checks)} checks, {result['seeds_run']} of "
                   f"{result['seed_budget']} seeds, {result['operations']:,} client operations checked for "
                   f"linearizability, {result['wall_seconds']:.1f} s\n")
+        if result["seeds_run"] < result["seed_budget"] or result["bugs"]:
+            out.write(f"  (not the lab's grade: that runs all {result['seed_budget']} seeds, without --bug)\n")
         return
     failure = result["failure"]
     where = f" (run it in {result['workspace']})" if result.get("workspace") else ""

@@ -98,7 +98,7 @@ class Grade:
     passed: bool = True
     checks: list[CheckOutcome] = field(default_factory=list)
     seeds_run: int = 0
-    seed_budget: int = 0
+    seed_budget: int = 0  # the lab's: a grade that ran fewer seeds (--seeds, --only) is only a try
     operations: int = 0  # client operations checked for linearizability
     wall_seconds: float = 0.0
     bugs: list[str] = field(default_factory=list)
@@ -179,7 +179,8 @@ def grade_lab(lab: Lab, plan: Plan, progress: Callable[[str], None] = lambda _: 
     """Grade the ``raft`` package this process imports on ``lab``: checks first, then the fault simulator."""
     started = time.perf_counter()
     runs = plan.runs(lab)
-    grade = Grade(lab.number, lab.title, str(raft.__path__[0]), seed_budget=len(runs), bugs=plan.bugs.cli_names())
+    grade = Grade(lab.number, lab.title, str(raft.__path__[0]), seed_budget=lab.seed_budget,
+                  bugs=plan.bugs.cli_names())
     try:
         if plan.checks and not run_checks(lab, plan, grade, progress) and not plan.keep_going:
             return grade
