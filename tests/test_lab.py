@@ -193,6 +193,28 @@ def test_a_file_that_does_not_parse_is_a_clear_failure(tmp_path: Path, monkeypat
     assert "raft.py, line" in failure["event"]
 
 
+def test_code_that_never_returns_is_stopped_by_the_wall_clock_limit(
+        tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]) -> None:
+    """A lab function that loops forever cannot hang an autograder: --timeout ends the grade with a failure."""
+    workspace = start_workspace(find_lab(5), tmp_path / "ws")
+    plant(workspace, Mistake(5, "loops", "", MISTAKES[0].caught_by, function=find_lab(5).functions[0],
+                             old="self.applied_index = log.index", new="while True:\n            pass"))
+    code, out = run_cli(["check", "--json", "--timeout", "5"], workspace.root, monkeypatch, capsys)
+    failure = json.loads(out)["failure"]
+    assert code == 1 and failure["property"] == "timeout"
+    assert "did not finish within 5 s" in failure["plain"]
+
+
+def test_start_refuses_a_folder_that_holds_a_workspace(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                       capsys: pytest.CaptureFixture[str]) -> None:
+    """Starting a lab over an existing workspace is refused, so a student's work is never overwritten."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["start", "1", "ws"]) == 0
+    with pytest.raises(SystemExit):
+        main(["start", "2", "ws"])
+    assert "already holds a workspace" in capsys.readouterr().err
+
+
 def test_fuzz_reports_are_described_in_plain_words() -> None:
     """The invariant checker's rule and event line, and the end-of-run verdicts, become a student's words."""
     rule, plain, event = describe_fuzz_failure(

@@ -32,6 +32,9 @@ from raft.sim.fuzz import SCENARIOS
 
 EXIT_FAILED = 1
 EXIT_USAGE = 2
+# Against a student's code that loops forever: virtual time cannot end such a loop. Far above any
+# lab's wall time on a slow, busy machine (instructors.md), so it never decides a correct grade.
+DEFAULT_TIMEOUT = 900.0
 REPORT_LINES = 40  # the checker's report is cut here in the text output (--json has all of it)
 
 
@@ -67,6 +70,9 @@ def build_parser() -> argparse.ArgumentParser:
     check.add_argument("--only", action="append", default=[], metavar="SCENARIO:SEED",
                        help="run just this fault-simulator run, without the checks (repeatable): the "
                             "replay of a failure")
+    check.add_argument("--timeout", type=float, default=DEFAULT_TIMEOUT, metavar="SECONDS",
+                       help=f"wall-clock limit for grading a workspace, against code that never returns "
+                            f"(default {DEFAULT_TIMEOUT:g})")
     check.add_argument("--checks", action="store_true", help="with --only: run the focused checks first too")
     check.add_argument("--keep-going", action="store_true",
                        help="do not stop at the first failure: run every check and seed and report each failure")
@@ -210,8 +216,20 @@ def _grade_copy(workspace: Workspace, lab: Lab, plan: Plan, args: argparse.Names
     # cwd is the graded copy: `python -m` puts cwd first on sys.path, and it must find this raft.
     # Progress goes straight to the terminal as it happens; with --json it is kept for the report.
     err.flush()
-    child = subprocess.run(command, cwd=root, env=env, stdout=subprocess.DEVNULL,
-                           stderr=subprocess.PIPE if args.json else None, text=True, check=False)
+    try:
+        child = subprocess.run(command, cwd=root, env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.PIPE if args.json else None, text=True, check=False,
+                               timeout=args.timeout)
+    except subprocess.TimeoutExpired as expired:
+        partial = expired.stderr.decode(errors="replace") if isinstance(expired.stderr, bytes) else ""
+        grade = Grade(lab.number, lab.title, str(workspace.package), seed_budget=lab.seed_budget,
+                      bugs=plan.bugs.cli_names())
+        grade.fail(Failure("check", "timeout", f"grading did not finish within {args.timeout:g} s of wall time: "
+                           "some code never returns (a loop with no await, or one that waits on itself)",
+                           "the last progress line printed shows the check or run it was in",
+                           partial[-4000:] or "see the progress lines printed above",
+                           replay=f"raft-lab check {lab.number}", visualizer=""))
+        return grade.to_json()
     if not result_file.is_file():
         grade = Grade(lab.number, lab.title, str(workspace.package), bugs=plan.bugs.cli_names())
         grade.fail(Failure("check", "the graded code did not load", "importing your package failed",
