@@ -133,7 +133,8 @@ def test_event_kinds_page_lists_where_events_come_from(site: Path) -> None:
                                   "tutorials/03-log-replication", "tutorials/04-safety",
                                   "tutorials/05-membership", "tutorials/06-snapshots",
                                   "tutorials/07-transfer-and-pre-vote", "tutorials/08-tcp-cluster",
-                                  "tutorials/09-debugging", "tutorials/10-persistence"])
+                                  "tutorials/09-debugging", "tutorials/10-persistence",
+                                  "tutorials/11-clients-and-reads"])
 def test_tutorial_pages_show_code_and_real_output(site: Path, page: str) -> None:
     """A tutorial page has its snippets and their output, and no snippet line was left unexpanded."""
     raw = (site / page / "index.html").read_text(encoding="utf-8")

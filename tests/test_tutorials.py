@@ -49,6 +49,11 @@ KEY_LINES: dict[str, list[str]] = {
                        r"granted=False \(stale term 2 < our term 3\)", r"n2 restarts in term 0",
                        r"the invariant checker stopped the run: monotonic term",
                        r"leaders by term: \{2: \['n1', 'n3'\]\}"],
+    "11_clients_and_reads": [r"n1 is still a leader of term 2", r"x='1'   \(stale\)",
+                             r"read index on n1 failed: ErrLeadershipLost",
+                             r"read through the log on n1 failed: leadership lost",
+                             r"read index x='2', through the log x='2'", r"n1 lease_lost contacted=2 quorum=3",
+                             r"alice's append: leadership lost", r"duplicate=True", r"x='2!'  y='!!'"],
 }
 
 
@@ -76,9 +81,9 @@ def runs() -> dict[str, Run]:
 
 
 def test_there_are_tutorials_for_every_landed_feature() -> None:
-    """Tutorials 1 to 10 exist, one per number."""
+    """Tutorials 1 to 11 exist, one per number."""
     numbers = sorted(int(script.name[:2]) for script in TUTORIALS)
-    assert numbers == list(range(1, 11))
+    assert numbers == list(range(1, 12))
     assert KEY_LINES.keys() == {script.stem for script in TUTORIALS}
 
 
@@ -122,6 +127,7 @@ def test_tutorial_prints_its_key_lines(stem: str, runs: dict[str, Run]) -> None:
 
 
 @pytest.mark.parametrize("stem", ["01_first_cluster", "04_safety_figures_7_and_8", "05_membership", "10_persistence",
+                                  "11_clients_and_reads",
                                   "08_tcp_cluster"])
 def test_tutorial_output_does_not_depend_on_the_hash_seed(stem: str, runs: dict[str, Run]) -> None:
     """The same script prints the same bytes with another PYTHONHASHSEED: what the site shows, you get.

@@ -15,6 +15,7 @@ from typing import Any
 import pytest
 
 from raft.state import RaftState
+from visualizer.cluster import settle_client_requests
 from visualizer.commands import Command
 from visualizer.narration import PRESET_DIR, PresetError, load_presets, parse_preset
 from visualizer.simulation import Simulation
@@ -360,5 +361,23 @@ def test_lost_vote_preset_elects_two_leaders_in_one_term() -> None:
                  and e["granted"] and e["term"] == 2]
         assert votes == ["n1", "n3"], "n2 voted twice in term 2, once before and once after its restart"
         assert sorted(sim.cluster.in_state(RaftState.Leader)) == ["n1", "n3"], "both lead at once: n1's lease holds"
+    finally:
+        sim.stop()
+
+
+def test_stale_read_preset_never_gives_the_client_the_stale_value() -> None:
+    """§8: the deposed leader still holds x=1, but its read through the log fails; the new leader returns 2."""
+    sim, _ = play_preset("16-stale-read")
+    try:
+        sim.playing = True
+        sim._advance_by(0.5)  # the answer to the last read reaches its client
+        settle_client_requests(sim.cluster, sim.tracker.apply_times)
+        reads = [r for r in sim.cluster.client_requests if r.command == "get x"]
+        assert [(r.node, r.ok) for r in reads] == [("n1", False), (reads[1].node, True)]
+        assert reads[1].node != "n1" and reads[1].value == "2"
+        events = sim.cluster.events.events
+        lease_lost = next(e for e in events if e.kind == "lease_lost" and e.node == "n1")
+        new_leader = next(e for e in events if e.kind == "state" and e["state"] == "leader" and e.node != "n1")
+        assert new_leader.t < lease_lost.t, "a new leader was elected while n1 still believed it led"
     finally:
         sim.stop()
