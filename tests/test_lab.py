@@ -84,6 +84,8 @@ def test_start_stubs_the_lab_and_every_later_lab_and_nothing_else(tmp_path: Path
                 assert f"lab {lab.number} ({lab.title}): implement {function.qualname}" in text
                 assert lab.page in text
     assert [lab for lab, _ in workspace.stubs_left(find_lab(2))] == [find_lab(2)] * len(find_lab(2).functions)
+    sheet = (workspace.root / "LAB.md").read_text(encoding="utf-8")
+    assert sheet.startswith("# Lab 2: log replication") and "a_mismatching_previous_entry_is_refused" in sheet
 
 
 @pytest.mark.parametrize("lab", LABS, ids=LAB_IDS)

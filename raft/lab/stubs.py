@@ -22,6 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import raft
+from raft.lab.checks import CHECKS, claim
 from raft.lab.labs import LABS, Function, Lab, find_lab, functions_from
 
 MARKER = ".raft-lab.toml"  # names a workspace's lab; `raft-lab check` looks for it in cwd and its parents
@@ -158,11 +159,30 @@ def start_workspace(lab: Lab, directory: Path) -> Workspace:
         path = directory / "raft" / function.file
         path.write_text(stub_source(path.read_text(encoding="utf-8"), function.qualname,
                                     stub_message(owner, function)), encoding="utf-8")
+    (directory / "LAB.md").write_text(lab_sheet(lab), encoding="utf-8")
     (directory / MARKER).write_text(
         "# A raft-lab workspace. `raft-lab check` grades the raft/ package next to this file.\n"
         f"lab = {lab.number}\n"
         f'title = "{lab.title}"\n', encoding="utf-8")
     return Workspace(directory, lab)
+
+
+def lab_sheet(lab: Lab) -> str:
+    """The workspace's ``LAB.md``: what to write and how it is graded, for a student without the docs at hand."""
+    lines = [f"# Lab {lab.number}: {lab.title}", "", f"You write code to {lab.asks}.", "",
+             f"Paper: {lab.paper}.", "", "## Your functions (stubs in raft/, docstrings kept)", ""]
+    lines += [f"- `{f.qualname}` in `raft/{f.file}`" for f in lab.functions]
+    lines += ["", f"## How `raft-lab check {lab.number}` grades them", "",
+              "First these focused checks, in order:", ""]
+    lines += [f"- `{check.__name__}`: {claim(check)}" for check in CHECKS[lab.number]]
+    scenarios = ", ".join(f"{s.name} x {s.seeds}" for s in lab.scenarios)
+    lines += ["", f"Then the fault simulator over {lab.seed_budget} seeds ({scenarios}), each run held to the",
+              "invariant checker, identical logs and state machines, and the linearizability checker.", "",
+              "Later labs:", ""]
+    lines += [f"- lab {later.number} ({later.title}): {', '.join(f'`{f.qualname}`' for f in later.functions)}"
+              for later in LABS if later.number > lab.number] or ["- none: this is the last lab"]
+    lines += ["", f"Hints and typical pitfalls: {lab.page} in the project's documentation (the Labs section).", ""]
+    return "\n".join(lines)
 
 
 def find_workspace(start: Path) -> Workspace | None:
