@@ -751,3 +751,26 @@ def test_a_stream_of_random_payloads_never_stops_the_server(browser: Browser) ->
     assert len(errors) > 50, "most random payloads are refused"
     internal = [e for e in errors if "internal" in e["message"]]
     assert not internal, "every refusal was an expected one, not a crash caught at the last moment"
+
+
+def test_a_snapshot_keeps_the_first_election_after_five_minutes_of_heartbeats() -> None:
+    """The feed is for elections and commits: heartbeats must not push them out of a full snapshot."""
+    from visualizer.cluster import VisualCluster
+    from visualizer.views import FEED_KEEPS, FEED_TAIL, StateTracker
+
+    cluster = VisualCluster(5, seed=1)
+    try:
+        tracker = StateTracker(cluster)
+        cluster.events.subscribe(tracker.observe)
+        cluster.run_until(lambda c: c.leader() is not None)
+        elected_at = cluster.now
+        cluster.run_for(300)  # five idle minutes: thousands of heartbeats, no new election
+        assert cluster.leader() is not None and len(cluster.events.events) > 20 * FEED_TAIL
+        events = tracker.full()["events"]
+        seqs = [e["seq"] for e in events]
+        assert seqs == sorted(seqs) and len(events) <= 2 * FEED_TAIL
+        first_leader = [e for e in events if e["kind"] == "state" and e.get("state") == "leader"]
+        assert first_leader and first_leader[0]["t"] <= elected_at, "the election fell out of the feed"
+        assert all(e["kind"] in FEED_KEEPS for e in events[: len(events) - FEED_TAIL])
+    finally:
+        cluster.dispose()

@@ -28,6 +28,7 @@ configuration any running node knows. Servers added while the run goes on
 
 from __future__ import annotations
 
+from collections import deque
 from typing import Any
 
 from raft.commands import decode_message, summarize
@@ -41,6 +42,12 @@ from raft.state import RaftState
 from visualizer.cluster import VisualCluster, fold_kv
 
 FEED_TAIL = 400  # events a full snapshot carries for the feed
+# Kinds the feed keeps however many heartbeats follow them: a full snapshot
+# carries the newest FEED_TAIL of these on top of its tail (the page keeps
+# them too, and draws them in bold).
+FEED_KEEPS = frozenset({"state", "crash", "restart", "partition", "election", "commit", "vote", "truncate",
+                        "client_request", "configuration", "transfer", "snapshot_taken", "snapshot_send",
+                        "snapshot_installed", "compact"})
 MAX_EVENTS_PER_DIFF = 1500  # beyond this a diff keeps only the newest (the feed cannot show more anyway)
 RPC_KIND_MEMORY = 4096  # request kinds remembered to label their responses
 
@@ -92,6 +99,8 @@ class StateTracker:
         self._sent_ids: list[str] = []
         self._sent_membership: dict[str, Any] | None = None
         self._event_cursor = 0
+        self._observed = 0  # events seen by observe, which are cluster.events in order
+        self._kept: deque[int] = deque(maxlen=FEED_TAIL)  # indexes of the newest FEED_KEEPS events
         self._kv_cache: dict[str, tuple[tuple[int, int], int, dict[str, str]]] = {}
         for event in cluster.events:
             self.observe(event)
@@ -101,6 +110,9 @@ class StateTracker:
     def observe(self, event: Event) -> None:
         """Update the bits of state that only events reveal (timers, vote tallies, kinds of RPC)."""
         kind, node = event.kind, event.node
+        if kind in FEED_KEEPS:
+            self._kept.append(self._observed)
+        self._observed += 1
         if node in self.cluster.handles and node not in self.extras:  # a server added while running
             self.extras[node] = {}
             self._dirty_logs[node] = True
@@ -299,6 +311,7 @@ class StateTracker:
         self._sent_membership = membership = self.membership()
         self._event_cursor = len(events)
         tail_start = max(0, len(events) - FEED_TAIL)
+        feed = [i for i in self._kept if i < tail_start] + list(range(tail_start, len(events)))
         return {
             "t": round(cluster.now, 6),
             "seed": cluster.seed,
@@ -312,7 +325,8 @@ class StateTracker:
             "flights": list(flights.values()),
             "links": links,
             "faults": faults,
-            "events": [event_dict(events[i], i) for i in range(tail_start, len(events))],
+            "events": [event_dict(events[i], i) for i in feed],
+            "important": sorted(FEED_KEEPS),
             "interventions": [i.to_dict() for i in cluster.interventions],
             "clients": [r.to_dict() for r in cluster.client_requests],
         }

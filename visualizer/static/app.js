@@ -9,7 +9,11 @@
 (() => {
   const $ = (sel) => document.querySelector(sel);
   const FEED_LIMIT = 400;
-  const IMPORTANT = new Set(["state", "crash", "restart", "partition", "election", "commit", "vote", "truncate", "client_request",
+  const HISTORY_LIMIT = 200;
+  const PANEL_HZ = 10; // redraws per second of the log table and the feed (everything else: every frame) // interventions listed (the newest; all of them stay in the recording)
+  // Kinds drawn in bold and kept in the feed whatever follows; the server's
+  // snapshot says which (views.py FEED_KEEPS), this is only the first guess.
+  let IMPORTANT = new Set(["state", "crash", "restart", "partition", "election", "commit", "vote", "truncate", "client_request",
     "configuration", "transfer", "snapshot_taken", "snapshot_send", "snapshot_installed", "compact"]);
 
   // ---------------------------------------------------------------- state
@@ -39,6 +43,9 @@
     inspectedFlight: null,
     inspected: null, // {type: "flight"|"event"|"node", ...}
     showHeartbeats: true,
+    feedShown: null, // seq of the newest event the feed shows; null: rebuild the feed
+    logRows: null, // the log table's rows as last drawn, to touch only the rows that changed
+    panelsDrawnAt: 0, // performance.now() of the last redraw of the log table and the feed
     dirty: { logs: true, feed: true, history: true, panels: true, inspector: true },
     scrubbing: false,
     // id → suffrage ("voter", "nonvoter", "staging") in the latest configuration; null if none is known.
@@ -97,6 +104,9 @@
     S.links = snap.links;
     S.faults = snap.faults;
     S.events = snap.events;
+    if (snap.important) IMPORTANT = new Set(snap.important);
+    S.feedShown = null; // the feed is rebuilt from scratch
+    S.logRows = null;
     S.interventions = snap.interventions;
     S.future = snap.future || [];
     S.clients = new Map(snap.clients.map((c) => [c.seq, c]));
@@ -131,7 +141,7 @@
         }
       }
       S.events.push(...b.events);
-      if (S.events.length > 4 * FEED_LIMIT) S.events = S.events.slice(-2 * FEED_LIMIT);
+      if (S.events.length > 4 * FEED_LIMIT) S.events = trimEvents(S.events);
       S.dirty.feed = true;
     }
     if (b.nodes) {
@@ -155,7 +165,12 @@
     if (b.links) { S.links = b.links; }
     if (b.faults) { S.faults = b.faults; S.dirty.panels = true; }
     if (b.interventions) { S.interventions.push(...b.interventions); S.dirty.history = true; }
-    if (b.clients) { for (const c of b.clients) S.clients.set(c.seq, c); S.dirty.history = true; }
+    if (b.clients) {
+      for (const c of b.clients) S.clients.set(c.seq, c);
+      // Only the newest 30 are listed; keep a few more for late answers, not an hour's worth.
+      for (const seq of S.clients.keys()) { if (S.clients.size <= 300) break; S.clients.delete(seq); }
+      S.dirty.history = true;
+    }
     if ("narration" in b) { S.narration = b.narration; S.dirty.panels = true; }
     if ("future_count" in b && b.future_count !== S.future.length) {
       if (b.future_count === 0) S.future = [];
@@ -173,8 +188,10 @@
     S.dirty.panels = true;
   }
 
+  // After something the user did: redraw everything, in the very next frame.
   function markAllDirty() {
     for (const k of Object.keys(S.dirty)) S.dirty[k] = true;
+    S.panelsDrawnAt = 0;
   }
 
   // ---------------------------------------------------------------- ring
@@ -190,6 +207,7 @@
       S.inspectedFlight = fid;
       S.inspected = { type: "flight", flight: fid, copy: S.flights.get(fid) };
       S.dirty.inspector = true;
+      S.panelsDrawnAt = 0;
     },
     toggleLink(src, dst) {
       const isCut = S.links.some(([a, b]) => a === src && b === dst);
@@ -207,10 +225,18 @@
     ring.fadeDrops();
     $("#clock").textContent = `t = ${now.toFixed(3)} s`;
     if (S.dirty.panels) { drawPanels(); S.dirty.panels = false; }
-    if (S.dirty.logs) { drawLogs(); S.dirty.logs = false; }
-    if (S.dirty.feed) { drawFeed(); S.dirty.feed = false; }
     if (S.dirty.history) { drawHistory(); S.dirty.history = false; }
     if (S.dirty.inspector) { drawInspector(); S.dirty.inspector = false; }
+    // The ring and the small panels follow every frame; the two big ones,
+    // the log table and the feed, at most PANEL_HZ times a second: faster
+    // than anyone reads, and it leaves the frame budget to the animation
+    // when clients write and batches arrive 25 times a second.
+    const wall = performance.now();
+    if (wall - S.panelsDrawnAt >= 1000 / PANEL_HZ) {
+      S.panelsDrawnAt = wall;
+      if (S.dirty.logs) { drawLogs(); S.dirty.logs = false; }
+      if (S.dirty.feed) { drawFeed(); S.dirty.feed = false; }
+    }
     requestAnimationFrame(frame);
   }
 
@@ -322,10 +348,11 @@
     if (!isFinite(lo)) lo = 1;
     const maxCols = 36;
     const from = Math.max(lo, hi - maxCols + 1);
-    let html = `<table class="logs"><tr><th>node</th>`;
+    let html = `<th>node</th>`;
     if (from > lo) html += `<th class="index">…</th>`;
     for (let i = from; i <= hi; i++) html += `<th class="index">${i}</th>`;
-    html += `<th>state machine</th></tr>`;
+    html += `<th>state machine</th>`;
+    const rows = [{ cls: "", html }];
     for (const id of ids) {
       const v = S.nodes[id] || {};
       const log = S.logs[id] || { first: 0, entries: [] };
@@ -342,7 +369,7 @@
         ` · c${commit ?? "—"} a${v.up ? v.applied : "—"}</small>` +
         (snap ? `<small>snapshot ≤ ${snap.index} (t${snap.term})</small>` : "") +
         (id !== leader && next !== undefined ? `<small>next ${next} · match ${match ?? "?"}</small>` : "") + `</div>`;
-      html += `<tr class="${v.up ? "" : "crashed"}"><th>${head}</th>`;
+      html = `<th>${head}</th>`;
       if (from > lo) html += snap && snap.index >= from - 1 ? `<td class="compacted" title="earlier entries: in ${esc(id)}'s snapshot">…</td>` : `<td></td>`;
       for (let i = from; i <= hi; i++) {
         const e = byIndex.get(i);
@@ -362,10 +389,24 @@
           `<span class="term">${term}</span>${esc(label)}</td>`;
       }
       const kv = v.up && v.kv ? Object.entries(v.kv).map(([k, val]) => `${k}=${val}`).join(" ") || "{}" : "—";
-      html += `<td class="kv" title="the key-value state machine; volatile: rebuilt from the log after a restart">${esc(kv)}</td></tr>`;
+      html += `<td class="kv" title="the key-value state machine; volatile: rebuilt from the log after a restart">${esc(kv)}</td>`;
+      rows.push({ cls: v.up ? "" : "crashed", html });
     }
-    html += `</table>`;
-    $("#logs").innerHTML = html;
+    // Touch only the rows that changed: a heartbeat changes none of them.
+    const box = $("#logs");
+    let table = box.querySelector("table.logs");
+    if (!table || !S.logRows || S.logRows.length !== rows.length) {
+      box.innerHTML = `<table class="logs">${rows.map((r) => `<tr class="${r.cls}">${r.html}</tr>`).join("")}</table>`;
+      S.logRows = rows;
+      return;
+    }
+    const trs = table.rows;
+    rows.forEach((r, i) => {
+      const old = S.logRows[i];
+      if (old.cls !== r.cls) trs[i].className = r.cls;
+      if (old.html !== r.html) trs[i].innerHTML = r.html;
+    });
+    S.logRows = rows;
   }
 
   // A short label for each configuration entry of a log: what it changed
@@ -412,32 +453,60 @@
     return ev.rpc === "append_entries" && heartbeatIds.has(ev.id);
   }
 
+  // The feed, newest first. New events are added at the top and the oldest
+  // fall off the bottom; the list is rebuilt only after a snapshot or when a
+  // filter changes. (Rebuilding it for every batch, 25 times a second, was
+  // most of the page's work once clients wrote.)
+  function feedItem(ev, showFunc) {
+    const { text, reason } = Words.describe(ev);
+    const sel = S.inspected && S.inspected.type === "event" && S.inspected.ev.seq === ev.seq ? " selected" : "";
+    return `<li data-seq="${ev.seq}" class="${sel}"><span class="t">${ev.t.toFixed(3)}</span><span>` +
+      `<span class="${IMPORTANT.has(ev.kind) ? "k-important" : ""}">${esc(text)}</span>` +
+      (reason ? ` <span class="why">— because ${esc(reason)}</span>` : "") +
+      (showFunc && ev.func ? ` <span class="func">${esc(ev.func)}()</span>` : "") + `</span></li>`;
+  }
+
   function drawFeed() {
+    const feed = $("#feed");
     const showFunc = $("#flt-func").checked;
+    const newest = S.events.length ? S.events[S.events.length - 1].seq : -1;
     const items = [];
     for (let i = S.events.length - 1; i >= 0 && items.length < FEED_LIMIT; i--) {
       const ev = S.events[i];
-      if (!feedVisible(ev)) continue;
-      const { text, reason } = Words.describe(ev);
-      const sel = S.inspected && S.inspected.type === "event" && S.inspected.ev.seq === ev.seq ? " selected" : "";
-      items.push(`<li data-seq="${ev.seq}" class="${sel}"><span class="t">${ev.t.toFixed(3)}</span><span>` +
-        `<span class="${IMPORTANT.has(ev.kind) ? "k-important" : ""}">${esc(text)}</span>` +
-        (reason ? ` <span class="why">— because ${esc(reason)}</span>` : "") +
-        (showFunc && ev.func ? ` <span class="func">${esc(ev.func)}()</span>` : "") + `</span></li>`);
+      if (S.feedShown !== null && ev.seq <= S.feedShown) break; // already on the page
+      if (feedVisible(ev)) items.push(feedItem(ev, showFunc));
     }
-    $("#feed").innerHTML = items.join("");
+    if (S.feedShown === null) feed.innerHTML = items.join("");
+    else if (items.length) feed.insertAdjacentHTML("afterbegin", items.join(""));
+    S.feedShown = newest;
+    while (feed.childElementCount > FEED_LIMIT) feed.lastElementChild.remove();
+  }
+
+  // Keep the event store bounded without losing what the feed is for: the
+  // newest events of every kind, and the newest important ones (elections,
+  // commits, crashes...) however many heartbeats came after them.
+  function trimEvents(events) {
+    const cut = events.length - 2 * FEED_LIMIT;
+    const kept = [];
+    for (let i = 0; i < cut; i++) if (IMPORTANT.has(events[i].kind)) kept.push(events[i]);
+    return kept.slice(-FEED_LIMIT).concat(events.slice(cut));
+  }
+
+  // Set a box's HTML only when it changed (string compares are cheap; layout is not).
+  function setHTML(box, html) {
+    if (box.dataset.html !== html) { box.innerHTML = html; box.dataset.html = html; }
   }
 
   function drawHistory() {
-    const rows = S.interventions.map((i) => `<li class="clickable" data-t="${i.t}"><span class="t">${i.t.toFixed(3)} s</span> ${esc(Words.interventionText(i))}</li>`);
-    rows.push(...S.future.map((i) => `<li class="future clickable" data-t="${i.t}" title="recorded after this moment: replays if you play on; a new intervention drops it"><span class="t">${i.t.toFixed(3)} s</span> ${esc(Words.interventionText(i))} (ahead)</li>`));
-    $("#interventions").innerHTML = rows.join("") || `<li class="muted">none yet: this run is the seed alone</li>`;
+    const rows = S.interventions.slice(-HISTORY_LIMIT).map((i) => `<li class="clickable" data-t="${i.t}"><span class="t">${i.t.toFixed(3)} s</span> ${esc(Words.interventionText(i))}</li>`);
+    rows.push(...S.future.slice(0, HISTORY_LIMIT).map((i) => `<li class="future clickable" data-t="${i.t}" title="recorded after this moment: replays if you play on; a new intervention drops it"><span class="t">${i.t.toFixed(3)} s</span> ${esc(Words.interventionText(i))} (ahead)</li>`));
+    setHTML($("#interventions"), rows.join("") || `<li class="muted">none yet: this run is the seed alone</li>`);
     const clients = [...S.clients.values()].sort((a, b) => a.seq - b.seq).slice(-30);
-    $("#clients").innerHTML = clients.map((c) => {
+    setHTML($("#clients"), clients.map((c) => {
       const answer = c.ok === null ? "waiting…" : c.ok ? `ok${c.index ? `, index ${c.index}` : ""}${c.value !== null && c.value !== undefined ? `, value "${c.value}"` : c.command.startsWith("get ") ? ", no value" : ""}` : `refused: ${c.error}`;
       return `<li><span class="t">${c.t.toFixed(3)} s</span> "${esc(c.command)}" → ${esc(c.node)}: ${esc(answer)}` +
         (c.answered_at !== null ? ` <span class="t">(${c.answered_at.toFixed(3)} s)</span>` : "") + `</li>`;
-    }).join("") || `<li class="muted">none yet</li>`;
+    }).join("") || `<li class="muted">none yet</li>`);
   }
 
   function table(rows) {
@@ -635,7 +704,7 @@
     $("#narration-exit").onclick = () => send("narration", { do: "exit" });
     $("#lecture-btn").onclick = actions.lecture;
     $("#help-btn").onclick = actions.help;
-    for (const id of ["#flt-msg", "#flt-hb", "#flt-timer", "#flt-func"]) $(id).onchange = () => { S.dirty.feed = true; };
+    for (const id of ["#flt-msg", "#flt-hb", "#flt-timer", "#flt-func"]) $(id).onchange = () => { S.feedShown = null; S.dirty.feed = true; };
     $("#show-hb").onchange = () => { S.showHeartbeats = $("#show-hb").checked; };
     $("#feed").onclick = (e) => {
       const li = e.target.closest("li[data-seq]");
@@ -645,7 +714,9 @@
       S.inspected = { type: "event", ev, explanation: null };
       send("explain", { func: ev.func });
       S.dirty.inspector = true;
-      S.dirty.feed = true;
+      S.panelsDrawnAt = 0;
+      for (const old of $("#feed").querySelectorAll("li.selected")) old.classList.remove("selected");
+      li.classList.add("selected");
     };
     $("#interventions").onclick = (e) => {
       const li = e.target.closest("li[data-t]");
