@@ -25,8 +25,9 @@ def presets() -> str:
         out.append(f"### {data.get('title', path.stem)} {{#preset-{path.stem}}}\n")
         out.append(f"{data.get('summary', '')}\n")
         cluster = data.get("cluster", {})
+        bugs = "".join(f", teaching bug `{bug}`" for bug in cluster.get("bugs", []))
         out.append(f"*File `visualizer/presets/{path.name}`: {cluster.get('nodes', '?')} nodes, "
-                   f"seed {cluster.get('seed', '?')}, {len(data.get('steps', []))} narrated steps.*\n")
+                   f"seed {cluster.get('seed', '?')}{bugs}, {len(data.get('steps', []))} narrated steps.*\n")
     return "\n".join(out) if out else "*No presets have been written yet.*\n"
 
 
