@@ -139,3 +139,18 @@ def test_esc_closes_the_help_and_the_slider_reaches_the_fastest_speed(page: Page
     assert page.eval_on_selector("#help", "d => d.open") is False
     top = float(page.get_attribute("#speed", "max") or "0")
     assert 10 ** top >= 2
+
+
+def test_drop_without_a_message_says_why_and_twelve_terms_have_twelve_colours(page: Page) -> None:
+    """D with nothing selected explains itself; the first 12 terms get 12 different, non-grey colours."""
+    page.wait_for_selector("body[data-ready='1']", timeout=15_000)
+    page.keyboard.press("d")
+    page.wait_for_selector("#toasts .toast.error:has-text('Select a message in flight first')", timeout=5_000)
+    colours: list[str] = page.evaluate("() => Array.from({length: 12}, (_, i) => Ring.termColour(i + 1))")
+    assert len(set(c.lower() for c in colours)) == 12, colours
+
+    def is_grey(colour: str) -> bool:
+        r, g, b = (int(colour[i:i + 2], 16) for i in (1, 3, 5))
+        return max(r, g, b) - min(r, g, b) < 24  # no hue to speak of: grey is what a crashed server looks like
+
+    assert not [c for c in colours if is_grey(c)]

@@ -45,6 +45,7 @@
     showHeartbeats: true,
     feedShown: null, // seq of the newest event the feed shows; null: rebuild the feed
     logRows: null, // the log table's rows as last drawn, to touch only the rows that changed
+    connected: false,
     panelsDrawnAt: 0, // performance.now() of the last redraw of the log table and the feed
     dirty: { logs: true, feed: true, history: true, panels: true, inspector: true },
     scrubbing: false,
@@ -93,6 +94,8 @@
     const c = $("#conn");
     c.textContent = ok ? "connected" : "disconnected";
     c.className = "pill " + (ok ? "good" : "bad");
+    S.connected = ok;
+    S.dirty.panels = true; // the play state says the run stopped with its server
   }
 
   function applySnapshot(snap) {
@@ -249,8 +252,8 @@
     $("#size").textContent = S.ids.length;
     $("#prevote").textContent = S.config.pre_vote === false ? "off" : "on";
     const ps = $("#play-state");
-    ps.textContent = S.playing ? `playing ${fmtSpeed(S.speed)}` : "paused";
-    ps.className = "pill " + (S.playing ? "good" : "");
+    ps.textContent = !S.connected ? "stopped: no server" : S.playing ? `playing ${fmtSpeed(S.speed)}` : "paused";
+    ps.className = "pill " + (!S.connected ? "bad" : S.playing ? "good" : "");
     $("#play-btn").textContent = S.playing ? "❚❚ Pause" : "▶ Play";
     $("#speed-label").textContent = fmtSpeed(S.speed);
     const slider = $("#speed");
@@ -626,8 +629,14 @@
     removeServer() { for (const id of selectedOrError()) send("remove_server", { node: id }); },
     transfer() { send("transfer", S.selected.size === 1 ? { node: [...S.selected][0] } : {}); },
     heal() { send("heal"); },
-    drop() { if (S.inspected && S.inspected.type === "flight") send("drop", { flight: S.inspected.flight }); },
-    duplicate() { if (S.inspected && S.inspected.type === "flight") send("duplicate", { flight: S.inspected.flight }); },
+    drop() {
+      if (S.inspected && S.inspected.type === "flight") send("drop", { flight: S.inspected.flight });
+      else toast("Select a message in flight first (click it on the ring), then press D to drop it.", true);
+    },
+    duplicate() {
+      if (S.inspected && S.inspected.type === "flight") send("duplicate", { flight: S.inspected.flight });
+      else toast("Select a message in flight first (click it on the ring), then press U to duplicate it.", true);
+    },
     next() { send("narration", { do: "next" }); },
     prev() { send("narration", { do: "back" }); },
     lecture() { document.body.classList.toggle("lecture"); },

@@ -13,8 +13,11 @@ const Ring = (() => {
   const SVG = "http://www.w3.org/2000/svg";
   const CENTER = { x: 500, y: 405 };
   const NODE_R = 62;
-  // Okabe–Ito, in an order where neighbouring terms differ strongly.
-  const TERM_COLOURS = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7", "#BBBBBB"];
+  // Twelve term colours, none grey (grey means a crashed server) and no two
+  // alike: Okabe–Ito's seven, then five of Paul Tol's, in an order where
+  // neighbouring terms differ strongly. Term 13 takes term 1's colour again.
+  const TERM_COLOURS = ["#E69F00", "#56B4E9", "#009E73", "#F0E442", "#0072B2", "#D55E00", "#CC79A7",
+    "#332288", "#999933", "#882255", "#88DDCC", "#8C510A"];
 
   function termColour(term) {
     if (!term) return "#ffffff";
