@@ -95,7 +95,7 @@ def test_no_mirror_module_mentions_the_teaching_bugs() -> None:
     skipped the leader's first commit under a switch.)
     """
     words = ("teaching bug", "teachingbugs", "bugs.", "count_old_terms", "vote_without_log_check",
-             "skip_leader_noop", "commit_old_terms_by_counting", "forget_vote_on_restart")
+             "skip_leader_noop", "commit_old_terms_by_counting", "forget_vote_on_restart", "forget_term_on_restart")
     paths = [*PACKAGE.glob("*.py"), *(PACKAGE / "runtime").glob("*.py"), *(PACKAGE / "kv").glob("*.py")]
     found = [f"{path.relative_to(ROOT)}: {word}" for path in sorted(paths)
              for word in words if word in path.read_text(encoding="utf-8").lower()]
