@@ -381,3 +381,103 @@ def test_stale_read_preset_never_gives_the_client_the_stale_value() -> None:
         assert new_leader.t < lease_lost.t, "a new leader was elected while n1 still believed it led"
     finally:
         sim.stop()
+
+
+# -- paced narration -----------------------------------------------------------------------------
+
+
+def test_every_caption_holds_the_clock_until_next() -> None:
+    """A caption without "pause" holds too: the clock stands at its event until Next (or Play)."""
+    preset = PRESETS["1-first-election"]
+    assert not preset.steps[2].pause, "the test needs a step that did not pause before"
+    sim, _ = play_preset("1-first-election", until=lambda s: s.narrator is not None and s.narrator.index == 2
+                         and s.narrator.phase == "paused")
+    try:
+        assert sim.narrator is not None and sim.narrator.phase == "paused" and not sim.playing
+        held_at = sim.cluster.now
+        assert sim.narrator.shown[-1]["t"] == pytest.approx(held_at, abs=1e-6)
+        sim.playing = True
+        sim._advance_by(1.0)  # what the simulation thread does while "playing"
+        assert sim.cluster.now == held_at and not sim.playing, "the clock ran past a held caption"
+        do(sim, "play")  # Play counts as Next
+        assert sim.narrator.index == 3 and sim.playing
+    finally:
+        sim.stop()
+
+
+def test_a_reading_time_lets_plain_captions_go_on_by_themselves() -> None:
+    """With "hold 0.2 s", a caption without "pause" continues after 0.2 real seconds; a "pause" one still waits."""
+    import time
+
+    recorder = Recorder()
+    sim = Simulation(recorder, playing=False, presets=PRESETS)
+    sim.start()
+    try:
+        sim.submit({"action": "narration", "do": "pace", "seconds": 0.2})
+        sim.submit({"action": "preset", "name": "1-first-election"})
+        deadline = time.monotonic() + 5
+        while time.monotonic() < deadline and not (sim.narrator and sim.narrator.phase == "paused"):
+            time.sleep(0.02)
+        assert sim.narrator is not None and sim.narrator.step is not None and sim.narrator.step.pause
+        time.sleep(0.5)
+        assert sim.narrator.index == 0, "a step marked pause waits for Next whatever the reading time"
+        # Press Next only where a step is marked "pause", as a lecturer would; the others must go on alone.
+        pressed: set[int] = set()
+        plain = [i for i, step in enumerate(PRESETS["1-first-election"].steps) if not step.pause]
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline and sim.narrator.index <= plain[-1]:
+            narrator = sim.narrator
+            if narrator.phase == "paused" and narrator.step is not None and narrator.step.pause \
+                    and narrator.index not in pressed:
+                pressed.add(narrator.index)
+                sim.submit({"action": "narration", "do": "next"})
+            time.sleep(0.02)
+        assert sim.narrator.index > plain[-1], "plain captions did not go on by themselves"
+        assert not pressed & set(plain)
+        assert not recorder.errors()
+    finally:
+        sim.stop()
+
+
+def test_a_wait_that_can_no_longer_end_is_called_stalled_and_can_be_skipped() -> None:
+    """Crash everyone while a caption waits for a commit: after 20 virtual s the narration says so; Skip goes on."""
+    from visualizer.narration import STALL_AFTER
+
+    sim, recorder = play_preset("2-leader-crash", until=lambda s: s.narrator is not None and s.narrator.index == 2
+                                and s.narrator.phase == "waiting")
+    try:
+        narrator = sim.narrator
+        assert narrator is not None and narrator.step is not None and narrator.step.wait is not None
+        for node in sim.cluster.ids:
+            do(sim, "crash", node=node)
+        assert narrator.state(sim.cluster.now)["stalled"] is False
+        sim.playing = True
+        sim._advance_by(STALL_AFTER + 1)
+        state = narrator.state(sim.cluster.now)
+        assert narrator.phase == "waiting" and state["stalled"] is True
+        assert state["awaiting"].startswith(f"a {narrator.step.wait['kind']} event")
+        do(sim, "narration", do="skip")
+        assert narrator.index == 3 and not recorder.errors()
+    finally:
+        sim.stop()
+
+
+def test_an_exported_scenario_run_imports_with_its_narration() -> None:
+    """Export halfway through a preset, import: the captions so far come back, and Next goes on."""
+    sim, recorder = play_preset("2-leader-crash", until=lambda s: s.narrator is not None and s.narrator.index >= 5)
+    try:
+        assert sim.narrator is not None
+        shown = [s["text"] for s in sim.narrator.shown]
+        trace = sim.cluster.trace()
+        do(sim, "export")
+        exported = [data for _, name, data in recorder.messages if name == "export"][-1]
+        assert exported["visualizer"]["preset"] == "2-leader-crash" and exported["visualizer"]["narration"]
+        do(sim, "reset")
+        assert sim.narrator is None
+        do(sim, "import", run=json.loads(json.dumps(exported)))
+        assert sim.narrator is not None, "the import lost the narration"
+        assert [s["text"] for s in sim.narrator.shown] == shown
+        assert sim.cluster.trace() == trace
+        assert not recorder.errors()
+    finally:
+        sim.stop()

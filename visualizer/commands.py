@@ -33,7 +33,7 @@ remove_server   ``node``                                               the leade
 transfer        optional ``node`` (default: the leader picks)          hand leadership over
 reset           optional ``nodes`` (3–9), ``seed``                     a new cluster
 preset          ``name``                                               load a scenario
-narration       ``do``: next, back, restart or exit                    move through its captions
+narration       ``do``: next, back, restart, exit, skip; pace+seconds  move through its captions
 export          —                                                      send the run back as JSON
 import          ``run``: an exported run                               replay it
 explain         ``func``: a name from an event                         the code behind an event
@@ -57,7 +57,8 @@ FAULT_RANGES = {"delay": (0.0, 0.5), "jitter": (0.0, 0.5), "loss": (0.0, 1.0), "
 KEY_PATTERN = re.compile(r"[A-Za-z0-9_.:-]{1,32}")
 NODE_NAME_PATTERN = re.compile(r"[A-Za-z][A-Za-z0-9_-]{0,7}")
 MAX_VALUE = 64
-NARRATION_MOVES = ("next", "back", "restart", "exit")
+NARRATION_MOVES = ("next", "back", "restart", "exit", "skip", "pace")
+MAX_READING_TIME = 60.0  # seconds a caption may hold by itself before the narration goes on
 
 
 class CommandError(ValueError):
@@ -192,7 +193,12 @@ def _narration(data: dict[str, Any]) -> dict[str, Any]:
     move = data.get("do")
     if move not in NARRATION_MOVES:
         raise CommandError(f"narration do must be one of {', '.join(NARRATION_MOVES)}")
-    return {"do": move}
+    if move != "pace":
+        return {"do": move}
+    seconds = data.get("seconds")
+    if isinstance(seconds, bool) or not isinstance(seconds, (int, float)) or not 0 <= seconds <= MAX_READING_TIME:
+        raise CommandError(f"narration pace takes seconds: 0 (hold each caption until Next) to {MAX_READING_TIME:g}")
+    return {"do": move, "seconds": float(seconds)}
 
 
 def _import(data: dict[str, Any]) -> dict[str, Any]:

@@ -57,6 +57,10 @@ from visualizer.cluster import LogSetup
 from visualizer.commands import INTERVENTIONS, MAX_NODES, MIN_NODES
 
 PRESET_DIR = Path(__file__).resolve().parent / "presets"
+# A step still waiting this many virtual seconds after it began is called
+# stalled: its event may no longer be able to happen (the node it waits for
+# was crashed, or a cut changed the story), and the page offers Restart or Skip.
+STALL_AFTER = 20.0
 
 
 class PresetError(ValueError):
@@ -221,6 +225,7 @@ class Narrator:
         self.match: tuple[int, Event] | None = None
         self.due: float | None = None
         self.shown: list[dict[str, Any]] = []
+        self.waiting_since = 0.0  # virtual time the current step began to wait
 
     @property
     def step(self) -> Step | None:
@@ -262,6 +267,7 @@ class Narrator:
             self.phase = "done"
             return
         self.phase, self.match, self.due = "waiting", None, None
+        self.waiting_since = now
         if step.wait is None:
             self.phase = "matched"
             return
@@ -303,8 +309,31 @@ class Narrator:
         self.index += 1
         self.phase = "waiting"
 
-    def state(self) -> dict[str, Any]:
-        """What the page shows: the preset, the captions so far, and where we are."""
+    def awaiting(self) -> str:
+        """The current step's wait in words, e.g. "a state event (state leader, node n2)"."""
+        step = self.step
+        if step is None or step.wait is None:
+            return ""
+        details = []
+        for key, wanted in step.wait.items():
+            if key == "kind":
+                continue
+            negated = isinstance(wanted, str) and wanted.startswith("!")
+            value = self._value(wanted[1:] if negated else wanted)
+            details.append(f"{key} {'not ' if negated else ''}{value}")
+        return f"a {step.wait['kind']} event" + (f" ({', '.join(details)})" if details else "")
+
+    def stalled(self, now: float) -> bool:
+        """Has the current step waited so long that its event may never come?"""
+        return self.phase == "waiting" and now - self.waiting_since >= STALL_AFTER
+
+    def state(self, now: float | None = None) -> dict[str, Any]:
+        """What the page shows: the preset, the captions so far, and where we are.
+
+        With ``now``, also whether the current wait looks stalled and what it waits for.
+        """
+        stalled = now is not None and self.stalled(now)
         return {"name": self.preset.name, "title": self.preset.title, "summary": self.preset.summary,
                 "index": self.index, "count": len(self.preset.steps), "phase": self.phase,
-                "shown": self.shown, "due": self.due}
+                "shown": self.shown, "due": self.due, "stalled": stalled,
+                "awaiting": self.awaiting() if stalled else ""}

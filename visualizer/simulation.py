@@ -131,6 +131,9 @@ class Simulation:
         self.future: list[Intervention] = []
         self.known_end = 0.0
         self._pause_on_match = False
+        self.reading_time = 0.0  # 0: every caption holds until Next; else real seconds before it goes on
+        self._auto_next_at: float | None = None  # time.monotonic() at which a held caption goes on by itself
+        self.origin: Preset | None = None  # the preset this run started from, kept after "explore freely"
         self._clients_sent = 0
         self._sent_state: dict[str, Any] | None = None
         self._sent_narration: dict[str, Any] | None = None
@@ -174,6 +177,9 @@ class Simulation:
         while not self._stop.is_set():
             self.run_pending(until=last + 1.0 / TICK_HZ)
             now = time.monotonic()
+            if self._auto_next_at is not None and now >= self._auto_next_at:
+                self._auto_next_at = None
+                self._guard(None, "narration", self._read_on)
             elapsed, last = min(now - last, MAX_WALL_STEP), now
             if self.playing:
                 self._guard(None, "play", functools.partial(self._advance_by, elapsed * self.speed))
@@ -306,12 +312,17 @@ class Simulation:
             raise Rejected(f"there is no preset {command.args['name']!r}; presets are {', '.join(self.presets)}")
         self._load_preset(preset)
 
-    def _load_preset(self, preset: Preset) -> None:
+    @staticmethod
+    def _preset_cluster(preset: Preset) -> VisualCluster:
+        """A fresh cluster as ``preset`` describes it, at time 0."""
         cluster_class = with_setup(preset.setup)
-        cluster = cluster_class(preset.nodes, preset.seed, config=Config(**preset.config),
-                                faults=LinkFaults(**{**DEFAULT_FAULTS, **preset.faults}),
-                                bootstrap=preset.setup is None, bugs=TeachingBugs.from_cli_names(preset.bugs))
-        self._start_over(cluster_class, cluster, preset)
+        return cluster_class(preset.nodes, preset.seed, config=Config(**preset.config),
+                             faults=LinkFaults(**{**DEFAULT_FAULTS, **preset.faults}),
+                             bootstrap=preset.setup is None, bugs=TeachingBugs.from_cli_names(preset.bugs))
+
+    def _load_preset(self, preset: Preset) -> None:
+        cluster = self._preset_cluster(preset)
+        self._start_over(with_setup(preset.setup), cluster, preset)
         self.playing = True
         assert self.narrator is not None
         self.narrator.begin_step(cluster.events.events, cluster.now)
@@ -321,6 +332,8 @@ class Simulation:
     def _start_over(self, cluster_class: type[VisualCluster], cluster: VisualCluster, preset: Preset | None) -> None:
         self.cluster_class = cluster_class
         self.preset = preset
+        self.origin = preset
+        self._auto_next_at = None
         self.narrator = Narrator(preset) if preset is not None else None
         self.narration_history = []
         self.future = []
@@ -330,8 +343,29 @@ class Simulation:
     def _do_narration(self, command: Command) -> None:
         narrator = self.narrator
         move = command.args["do"]
+        if move == "pace":
+            # How long a caption holds: 0 = until Next; otherwise that many real seconds.
+            self.reading_time = float(command.args["seconds"])
+            if narrator is not None and narrator.phase == "paused" and self.reading_time > 0:
+                step = narrator.step
+                self._auto_next_at = (None if step is not None and step.pause
+                                      else time.monotonic() + self.reading_time)
+            elif self.reading_time == 0:
+                self._auto_next_at = None
+            return
         if narrator is None or self.preset is None:
             raise Rejected("no preset is running; choose one first")
+        self._auto_next_at = None
+        if move == "skip":
+            # The awaited event may never come (a crash or a cut changed the
+            # story): leave this step without its caption and wait for the next.
+            if narrator.phase != "waiting":
+                raise Rejected("only a caption that is waiting for its event can be skipped")
+            narrator.finish_step(len(self.cluster.events))
+            narrator.begin_step(self.cluster.events.events, self.cluster.now)
+            self._narrate(live=True)
+            self._remember_narration()
+            return
         if move == "next":
             self.playing = True
             self._narration_next()
@@ -349,7 +383,8 @@ class Simulation:
 
     def _do_export(self, command: Command) -> None:
         data = self._recording()
-        data["visualizer"] = {"preset": self.preset.name if self.preset and self.preset.setup else None,
+        data["visualizer"] = {"preset": self.origin.name if self.origin else None,
+                              "narration": self.narrator is not None,
                               "position": round(self.cluster.now, 6)}
         if command.sid is not None:
             self.publisher.send(command.sid, "export", data)
@@ -359,6 +394,7 @@ class Simulation:
         meta = run.get("visualizer") if isinstance(run.get("visualizer"), dict) else {}
         cluster_class: type[VisualCluster] = VisualCluster
         preset_name = meta.get("preset")
+        preset = None
         if preset_name is not None:
             preset = self.presets.get(preset_name) if isinstance(preset_name, str) else None
             if preset is None:
@@ -369,8 +405,24 @@ class Simulation:
             cluster = _import_run(cluster_class, run)
         except (ValueError, KeyError, TypeError, AttributeError, RuntimeError, RaftError) as err:
             raise Rejected(f"cannot import this run: {err}") from err
-        self._start_over(cluster_class, cluster, None)
-        self.known_end = cluster.now
+        fresh = self._preset_cluster(preset) if preset is not None and meta.get("narration") is True else None
+        if fresh is not None and fresh.params != cluster.params:
+            fresh.dispose()  # the run changed what the preset built: replay it without the narration
+            fresh = None
+        if fresh is not None:
+            # A scenario run: replay it from the preset, narration included,
+            # so that its captions (and Back through them) come with it.
+            cluster.dispose()
+            self._start_over(cluster_class, fresh, preset)
+            assert self.narrator is not None
+            self.narrator.begin_step(self.cluster.events.events, self.cluster.now)
+            self.future = [Intervention(i["position"], i["t"], i["action"], i["args"]) for i in run["interventions"]]
+            self._advance_to(float(run["now"]), live=False)
+            self.known_end = self.cluster.now
+        else:
+            self._start_over(cluster_class, cluster, None)
+            self.origin = preset
+            self.known_end = cluster.now
         self.playing = False
         self._broadcast_snapshot("import")
 
@@ -508,6 +560,17 @@ class Simulation:
     def _advance_to(self, target: float, live: bool = True) -> None:
         """Run to virtual time ``target``, replaying the recorded future and the narration on the way."""
         while True:
+            if live and self.narrator is not None and self.narrator.phase == "paused":
+                # A caption holds the clock until Next (Play counts as Next), so a
+                # replay, which goes on at once, lands every caption at the same time.
+                self.playing = False
+                return
+            if not live and self.narrator is not None and self.narrator.phase == "paused":
+                # Replaying: the first time, Next was pressed while the clock
+                # stood at this caption. Go on as it did.
+                self.narrator.phase = "ready"
+                self._narrate(live)
+                continue
             if self.narrator is not None and self.narrator.phase == "matched":
                 self._narrate(live)
                 if live and not self.playing:
@@ -609,9 +672,14 @@ class Simulation:
             if narrator.phase == "matched":
                 narrator.caption(self.cluster.now, lambda name: self._resolve(narrator, name))
                 changed = True
-                narrator.phase = "paused" if step.pause and live else "ready"
+                # Live, a caption holds until Next, so that it never runs away
+                # from the speaker; with a reading time, only a step marked
+                # "pause" holds, and the others go on after that many seconds.
+                narrator.phase = "paused" if live else "ready"
                 if narrator.phase == "paused":
                     self.playing = False
+                    self._auto_next_at = (time.monotonic() + self.reading_time
+                                          if self.reading_time > 0 and not step.pause else None)
                     break
             if step.after > 0:
                 narrator.phase, narrator.due = "delay", self.cluster.now + step.after + NARRATION_OFFSET
@@ -619,6 +687,12 @@ class Simulation:
             self._finish_narration_step()
         if changed or narrator.phase == "delay":
             self._remember_narration()
+
+    def _read_on(self) -> None:
+        """The reading time of a held caption is over: go on as if Next had been pressed."""
+        if self.narrator is not None and self.narrator.phase == "paused":
+            self.playing = True
+            self._narration_next()
 
     def _narration_next(self) -> None:
         narrator = self.narrator
@@ -721,7 +795,8 @@ class Simulation:
 
     def _sim_state(self) -> dict[str, Any]:
         return {"t": round(self.cluster.now, 6), "playing": self.playing, "speed": self.speed,
-                "end": round(self._timeline_end(), 6), "future_count": len(self.future)}
+                "end": round(self._timeline_end(), 6), "future_count": len(self.future),
+                "reading_time": self.reading_time}
 
     def _snapshot(self, reason: str) -> dict[str, Any]:
         data = self.tracker.full()
@@ -729,7 +804,7 @@ class Simulation:
         self._clients_sent = len(self.cluster.client_requests)
         data["reason"] = reason
         data["future"] = [i.to_dict() for i in self.future]
-        data["narration"] = self.narrator.state() if self.narrator is not None else None
+        data["narration"] = self.narrator.state(self.cluster.now) if self.narrator is not None else None
         data["presets"] = [p.menu_entry() for p in self.presets.values()]
         data["limits"] = {"nodes": [3, MAX_NODES]}
         return data
@@ -747,7 +822,7 @@ class Simulation:
         clients = {r.seq: r.to_dict() for r in [*answered, *fresh]}
         if clients:
             batch["clients"] = sorted(clients.values(), key=lambda r: r["seq"])
-        narration = self.narrator.state() if self.narrator is not None else None
+        narration = self.narrator.state(self.cluster.now) if self.narrator is not None else None
         if narration != self._sent_narration:
             batch["narration"] = narration
             self._sent_narration = narration

@@ -116,6 +116,7 @@
     S.seed = snap.seed;
     S.config = snap.config;
     S.narration = snap.narration;
+    S.readingTime = snap.reading_time || 0;
     S.presets = snap.presets;
     S.membership = snap.membership;
     S.selected = new Set([...S.selected].filter((id) => S.ids.includes(id)));
@@ -188,6 +189,7 @@
     if (m.playing !== undefined) S.playing = m.playing;
     if (m.speed !== undefined) S.speed = m.speed;
     if (m.end !== undefined) S.end = m.end;
+    if (m.reading_time !== undefined) S.readingTime = m.reading_time;
     S.dirty.panels = true;
   }
 
@@ -321,7 +323,12 @@
     $("#narration-title").textContent = n.title;
     const stepNo = Math.min(n.index + 1, n.count);
     $("#narration-progress").textContent = n.phase === "done" ? `(finished: ${n.count} steps)` :
+      n.stalled ? `(step ${stepNo} of ${n.count}: still waiting for ${n.awaiting}. It may no longer happen ` +
+        `after what you changed: Restart the scenario, or Skip this step.)` :
       `(step ${stepNo} of ${n.count}${n.phase === "waiting" ? ", waiting for the next event…" : n.phase === "paused" ? ", press Next" : ""})`;
+    $("#narration-skip").hidden = !n.stalled;
+    const pace = $("#narration-pace");
+    if (document.activeElement !== pace) pace.value = String(S.readingTime || 0);
     const shown = n.shown || [];
     const last = shown[shown.length - 1];
     const older = shown.slice(-3, -1).map((s) => `<div class="older">t=${s.t.toFixed(3)} s · ${esc(s.text)}</div>`).join("");
@@ -710,6 +717,8 @@
     $("#narration-next").onclick = actions.next;
     $("#narration-back").onclick = actions.prev;
     $("#narration-restart").onclick = () => send("narration", { do: "restart" });
+    $("#narration-skip").onclick = () => send("narration", { do: "skip" });
+    $("#narration-pace").onchange = (e) => send("narration", { do: "pace", seconds: Number(e.target.value) });
     $("#narration-exit").onclick = () => send("narration", { do: "exit" });
     $("#lecture-btn").onclick = actions.lecture;
     $("#help-btn").onclick = actions.help;
