@@ -1374,6 +1374,10 @@ class RaftLoops:
     def _keep_or_discard_log(self: Raft, index: int, term: int) -> None:
         """Figure 13, rules 6 and 7, after a snapshot covering up to ``index`` was installed.
 
+        Paper:   Figure 13, InstallSnapshot RPC, receiver rules 6 and 7; §7.
+        Mirrors: nothing: hashicorp's installSnapshot only compacts the log.
+        Differs: see ``install_snapshot`` (2), and hashicorp #697.
+
         Rule 6: "If existing log entry has same index and term as snapshot's
         last included entry, retain log entries following it". Log Matching
         then guarantees that everything we keep agrees with the leader.

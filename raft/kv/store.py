@@ -124,7 +124,12 @@ class KVStore:
         self.applied_index = 0
 
     def apply(self, log: Log) -> Result:
-        """Apply one committed command; refuse (with ``Result.error``) what cannot be applied, never raise."""
+        """Apply one committed command; refuse (with ``Result.error``) what cannot be applied, never raise.
+
+        Paper:   Figure 2, All Servers: "apply log[lastApplied] to state machine"; Thesis §6.3
+                 (a client's command applies once: a repeated sequence number gets the first answer).
+        Mirrors: the FSM.Apply an application of hashicorp/raft writes.
+        """
         self.applied_index = log.index
         try:
             command = Command.decode(log.data)
