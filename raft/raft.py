@@ -1375,7 +1375,7 @@ class RaftLoops:
         """Figure 13, rules 6 and 7, after a snapshot covering up to ``index`` was installed.
 
         Paper:   Figure 13, InstallSnapshot RPC, receiver rules 6 and 7; §7.
-        Mirrors: nothing: hashicorp's installSnapshot only compacts the log.
+        Mirrors: nothing in hashicorp/raft. Its installSnapshot only compacts the log.
         Differs: see ``install_snapshot`` (2), and hashicorp #697.
 
         Rule 6: "If existing log entry has same index and term as snapshot's

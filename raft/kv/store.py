@@ -128,7 +128,7 @@ class KVStore:
 
         Paper:   Figure 2, All Servers: "apply log[lastApplied] to state machine"; Thesis §6.3
                  (a client's command applies once: a repeated sequence number gets the first answer).
-        Mirrors: the FSM.Apply an application of hashicorp/raft writes.
+        Mirrors: nothing in hashicorp/raft. This is the ``FSM.Apply`` of the project's own application.
         """
         self.applied_index = log.index
         try:
