@@ -163,6 +163,21 @@ def test_step_runs_to_the_next_event(browser: Browser) -> None:
     assert times[0] == 0.0 and times[-1] > 1.0, "after the start-up callbacks, a step jumps to the first timer"
 
 
+def test_a_step_that_skips_what_the_feed_hides_stops_on_something_it_shows(browser: Browser) -> None:
+    """With timers, heartbeats and messages hidden, each step lands on a visible event (a vote, a commit...)."""
+    elect(browser)
+    hidden = {"timer", "rpc_send", "rpc_deliver", "rpc_drop", "request_vote", "request_pre_vote"}
+    kinds = []
+    for _ in range(3):
+        browser.send("step", skip=["timer", "heartbeat", "message"])
+        batch = browser.wait("batch", lambda b: "events" in b)
+        visible = [e for e in batch["events"] if e["kind"] not in hidden]
+        assert visible, f"the step stopped on hidden events only: {[e['kind'] for e in batch['events']]}"
+        assert visible[0]["t"] == batch["t"], "the step stops at the first visible event"
+        kinds.append(visible[0]["kind"])
+    assert browser.error_for({"action": "step", "skip": ["everything"]})["message"].startswith("step skip must list")
+
+
 def test_seek_rewinds_and_replays_exactly(browser: Browser) -> None:
     """Rewinding re-simulates from the seed; playing on replays the recorded interventions in place."""
     elected = elect(browser)

@@ -16,7 +16,7 @@ thread, which refuses in the same way.
 action          arguments                                              does
 =============== ====================================================== ===========================
 play, pause     —                                                      run or stop virtual time
-step            —                                                      run to the next event
+step            optional ``skip``: timer, heartbeat, message           run to the next event not skipped
 speed           ``speed``: 0.001–2 (virtual seconds per wall second)   slow motion … real time
 seek            ``t``: virtual seconds ≥ 0                             rewind or replay to ``t``
 write           ``key``, ``value``, optional ``node``                  client command ``set K V``
@@ -189,6 +189,16 @@ def _text(data: dict[str, Any], name: str, limit: int) -> str:
     return value
 
 
+STEP_SKIPS = ("timer", "heartbeat", "message")  # what the page's feed filters may hide
+
+
+def _step(data: dict[str, Any]) -> dict[str, Any]:
+    skip = data.get("skip", [])
+    if not isinstance(skip, list) or not all(s in STEP_SKIPS for s in skip):
+        raise CommandError(f"step skip must list some of {', '.join(STEP_SKIPS)}")
+    return {"skip": sorted(set(skip))} if skip else {}
+
+
 def _narration(data: dict[str, Any]) -> dict[str, Any]:
     move = data.get("do")
     if move not in NARRATION_MOVES:
@@ -214,7 +224,7 @@ PARSERS: dict[str, _Parser] = {
     "hello": lambda d, ids: {},
     "play": lambda d, ids: {},
     "pause": lambda d, ids: {},
-    "step": lambda d, ids: {},
+    "step": lambda d, ids: _step(d),
     "speed": lambda d, ids: {"speed": _number(d, "speed", MIN_SPEED, MAX_SPEED)},
     "seek": lambda d, ids: {"t": _number(d, "t", 0.0, MAX_TIME)},
     "write": lambda d, ids: {"key": _key(d), "value": _value(d), **_optional_node(d, ids)},

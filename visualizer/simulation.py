@@ -273,13 +273,30 @@ class Simulation:
         self.speed = command.args["speed"]
 
     def _do_step(self, command: Command) -> None:
+        """Run to the next event the page would show (its feed filters are ``skip``), or the next replay."""
         self.playing = False
         cluster = self.cluster
-        start = len(cluster.events)
+        events = cluster.events.events
+        cursor = len(events)
         target = self.future[0].position if self.future else None
+        skip = set(command.args.get("skip", ()))
+        rpc_kinds = self.tracker.rpc_kinds
+
+        def shown(event: Event) -> bool:
+            if event.kind == "timer":
+                return "timer" not in skip
+            if event.kind in ("rpc_send", "rpc_deliver", "rpc_drop"):
+                return "message" not in skip and not (
+                    "heartbeat" in skip and rpc_kinds.get(int(event.get("id", -1))) == "heartbeat")
+            return event.kind not in ("request_vote", "request_pre_vote")  # the feed shows the vote instead
 
         def something_happened(c: Cluster) -> bool:
-            return len(c.events) > start or (target is not None and c.loop.callbacks_run >= target)
+            nonlocal cursor
+            while cursor < len(events):
+                if shown(events[cursor]):
+                    return True
+                cursor += 1
+            return target is not None and c.loop.callbacks_run >= target
 
         try:
             cluster.run_until(something_happened, timeout=STEP_LIMIT)

@@ -46,6 +46,7 @@
     feedShown: null, // seq of the newest event the feed shows; null: rebuild the feed
     logRows: null, // the log table's rows as last drawn, to touch only the rows that changed
     connected: false,
+    stepFrom: null, // after a step (→): seq of the newest event before it; the first visible one after is announced
     panelsDrawnAt: 0, // performance.now() of the last redraw of the log table and the feed
     dirty: { logs: true, feed: true, history: true, panels: true, inspector: true },
     scrubbing: false,
@@ -145,6 +146,13 @@
         }
       }
       S.events.push(...b.events);
+      if (S.stepFrom !== null) {
+        const first = b.events.find((ev) => ev.seq > S.stepFrom && feedVisible(ev));
+        if (first) {
+          toast(`Step → t=${first.t.toFixed(3)} s: ${Words.describe(first).text}`, false);
+          S.stepFrom = null;
+        }
+      }
       if (S.events.length > 4 * FEED_LIMIT) S.events = trimEvents(S.events);
       S.dirty.feed = true;
     }
@@ -608,7 +616,15 @@
 
   const actions = {
     playPause() { send(S.playing ? "pause" : "play"); },
-    step() { send("step"); },
+    step() {
+      // Step to the next event the feed shows, and say what it was (see applyBatch).
+      const skip = [];
+      if (!$("#flt-timer").checked) skip.push("timer");
+      if (!$("#flt-hb").checked) skip.push("heartbeat");
+      if (!$("#flt-msg").checked) skip.push("message");
+      S.stepFrom = S.events.length ? S.events[S.events.length - 1].seq : -1;
+      send("step", skip.length ? { skip } : {});
+    },
     back() { send("seek", { t: Math.max(0, S.t - 1) }); },
     slower() { send("speed", { speed: Math.max(0.001, S.speed / 2) }); },
     faster() { send("speed", { speed: Math.min(2, S.speed * 2) }); },
