@@ -24,7 +24,8 @@ STEP = re.compile(r'^step\("(?P<name>[\w-]+)", "(?P<title>[^"]*)"\)', re.MULTILI
 
 # A few lines each tutorial must print: the facts its page explains.
 KEY_LINES: dict[str, list[str]] = {
-    "01_first_cluster": [r"leads term 2", r"after the crash, n\d leads term 3", r"identical on a second run: True"],
+    "01_first_cluster": [r"leads term 2", r"after the crash, n\d leads term 3", r"identical on a second run: True",
+                         r"votes refused on the way", r"granted=False \(we still have a leader \(n\d\)\)"],
     "02_leader_election": [r"granted=False \(already voted for", r"election_timeout term=2",
                            r"split votes in 100 seeds", r"nodes that stood before a leader won"],
     "03_log_replication": [r"replication_rejected peer=", r"truncate first=\d+ last=\d+ term=2",
