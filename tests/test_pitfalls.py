@@ -1,14 +1,15 @@
-"""The pitfalls page's evidence: two mistakes no other test isolated, and the page's citations.
+"""The pitfalls page's evidence: four mistakes no other test isolated, and the page's citations.
 
-Paper: Figure 2 (AppendEntries receiver rule 3; Rules for Servers, Followers:
-the election timeout), Thesis §9.6 (pre-vote).
+Paper: Figure 2 (Candidates; AppendEntries receiver rule 3; Rules for
+Servers, All Servers and Followers), Thesis §9.6 (pre-vote).
 
 ``docs/pitfalls.md`` ties each mistake implementers make to something that
-shows it. Three of them had no test of their own: a late AppendEntries
-whose entries all match must delete nothing; only a granted vote or the
-current leader resets the election timer; the invariant checker stops a
-state machine that applies an uncommitted entry. The last tests check that
-every test the page names exists, and that it names every teaching bug.
+shows it. Four of them had no test of their own: a late vote is never
+counted in a later election; a late AppendEntries whose entries all match
+deletes nothing; only a granted vote or the current leader resets the
+election timer; the invariant checker stops a state machine that applies an
+uncommitted entry. The last tests check that every test the page names
+exists, and that it names every teaching bug.
 """
 
 from __future__ import annotations
@@ -23,14 +24,38 @@ from injected import LEADER, append, inject, lone_follower
 
 from raft.checkers.invariants import InvariantViolation
 from raft.commands import RequestPreVoteRequest, RequestVoteRequest, RPCHeader
+from raft.config import Config
 from raft.sim import Cluster
 from raft.sim.bugs import BUG_NAMES
+from raft.sim.network import SlowRule
 
 Make = Callable[..., Cluster]
 
 ROOT = Path(__file__).resolve().parent.parent
 PAGE = ROOT / "docs" / "pitfalls.md"
 CITED_TEST = re.compile(r"`(tests/test_\w+\.py)::(test_\w+)`")
+
+
+def test_a_late_vote_from_an_earlier_election_is_never_counted() -> None:
+    """A candidate counts only answers to its current election: yeses that arrive one election late win nothing.
+
+    n1 stands again every 0.2-0.4 s; n2 grants every request, but each answer
+    takes 0.45 s, so it always reaches n1 in a later term (the transport
+    still waits for it: its timeout is 0.5 s). n3 never runs. Counting a
+    late yes would make n1 leader without a majority of any one term.
+    """
+    quick = Config(pre_vote_disabled=True, heartbeat_timeout=0.2, election_timeout=0.2, leader_lease_timeout=0.1)
+    patient = Config(pre_vote_disabled=True, heartbeat_timeout=10.0, election_timeout=10.0)
+    c = Cluster(["n1", "n2", "n3"], seed=0, configs={"n1": quick, "n2": patient, "n3": patient}, start=False)
+    c.network.slow.append(SlowRule("request_vote", "response", 0.45, 0.45, src="n2"))
+    c.start("n1", "n2")
+    c.run_for(5)
+    granted_by_n2 = [e for e in c.events if e.kind == "vote" and e.node == "n2" and e["granted"]]
+    counted = [e for e in c.events if e.kind == "tally" and e["voter"] == "n2" and e["granted"]]
+    assert len(granted_by_n2) >= 10, "n2 must have said yes many times, for the test to mean anything"
+    assert counted == [], "a yes for an earlier term was counted in a later one"
+    assert [e for e in c.events if e.kind == "state" and e["state"] == "leader"] == []
+    c.dispose()
 
 
 def test_a_late_append_entries_whose_entries_all_match_deletes_nothing() -> None:
