@@ -78,7 +78,7 @@ def test_tutorial_4_exercise_1() -> None:
                               "n5's commit index went from 65 back to 61")
 
 
-def test_tutorial_7_exercise_3() -> None:
+def test_tutorial_2_exercise_5() -> None:
     """Without pre-vote, the rejoining server is refused while a leader is known, yet wins in 5 of seeds 7 to 16."""
     won = []
     for seed in range(7, 17):

@@ -2,8 +2,11 @@
 
 Followers wait a random time before they stand for election. Usually one
 wins at once; sometimes two stand together, split the votes, and try again.
-We watch both, find how the network's speed changes the odds, and measure
-how long a cluster goes without a leader after its leader crashes.
+We watch both, find how the network's speed changes the odds, measure
+how long a cluster goes without a leader after its leader crashes, and see
+why every election starts with a pre-vote (Thesis §9.6): a server cut off
+from the others would otherwise come back with a high term and depose a
+healthy leader.
 
 Run it with ``python tutorials/02_leader_election.py``.
 """
@@ -11,8 +14,9 @@ Run it with ``python tutorials/02_leader_election.py``.
 # --8<-- [start:imports]
 import statistics
 
-from tutorial_helpers import step
+from tutorial_helpers import show, step
 
+from raft.config import Config
 from raft.sim import Cluster
 from raft.sim.network import LinkFaults
 
@@ -93,3 +97,35 @@ for low in (1.0, 1.5, 2.0, 2.5, 3.0):
     print(f"  {low:.1f}-{low + 0.5:.1f}s {'#' * count} {count}")
 print("nodes that stood before a leader won:", sorted({n for _, n in results}))
 # --8<-- [end:failover]
+
+
+# --8<-- [start:isolate]
+def isolate_a_follower(pre_vote: bool) -> None:
+    """Cut a follower off for 10 seconds, then let it back in, and see what it did to the terms."""
+    cluster = Cluster(nodes=5, seed=7, config=Config(pre_vote_disabled=not pre_vote))
+    leader = cluster.wait_leader()
+    loner = cluster.followers()[0]
+    term = cluster.node(leader).current_term()
+    cluster.partition([loner])
+    cluster.run_for(10)
+    print(f"after 10 s alone, {loner} is in term {cluster.node(loner).current_term()} (the cluster: {term})")
+    healed_at = cluster.now
+    cluster.heal()
+    cluster.run_for(5)
+    final = cluster.leader()
+    assert final is not None
+    print(f"after healing, {final} leads term {cluster.node(final).current_term()}")
+    show(cluster.events.since(healed_at), "state")
+    cluster.dispose()
+# --8<-- [end:isolate]
+
+
+step("without", "Without pre-vote: the disruptive server")
+# --8<-- [start:without]
+isolate_a_follower(pre_vote=False)
+# --8<-- [end:without]
+
+step("with", "With pre-vote (the default): nothing happens")
+# --8<-- [start:with]
+isolate_a_follower(pre_vote=True)
+# --8<-- [end:with]

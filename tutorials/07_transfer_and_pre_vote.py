@@ -1,11 +1,10 @@
-"""Tutorial 7: leadership transfer and pre-vote.
+"""Tutorial 7: leadership transfer.
 
 A leader can hand over its role on purpose, for instance before it is shut
 down for maintenance: it brings a chosen follower fully up to date and then
-tells it to stand at once (TimeoutNow, Thesis §3.10). Pre-vote (Thesis §9.6)
-solves another problem: a server cut off from the others keeps standing for
-election and, without pre-vote, keeps raising its term; when it comes back,
-that high term forces the healthy leader to step down.
+tells it to stand at once (TimeoutNow, Thesis §3.10). (Pre-vote, which this
+tutorial used to show too, is now in tutorial 2, right after the elections
+whose output already shows it.)
 
 Run it with ``python tutorials/07_transfer_and_pre_vote.py``.
 """
@@ -13,7 +12,6 @@ Run it with ``python tutorials/07_transfer_and_pre_vote.py``.
 # --8<-- [start:imports]
 from tutorial_helpers import show, step
 
-from raft.config import Config
 from raft.sim import Cluster
 
 # --8<-- [end:imports]
@@ -34,34 +32,27 @@ show(cluster.events.since(started), "transfer", "state", "election")
 cluster.dispose()
 # --8<-- [end:transfer]
 
+step("named", "Hand over to a server you name")
+# --8<-- [start:named]
+cluster = Cluster(nodes=5, seed=7)
+old = cluster.wait_leader()
+target = next(n for n in cluster.ids if n != old)
+started = cluster.now
+future = cluster.node(old).leadership_transfer_to_server(target, target)
+print(f"{old} -> {target}: answered {cluster.wait(future)} after {cluster.now - started:.3f}s")
+cluster.run_until(lambda c: c.leader() == target)
+print(f"{target} leads term {cluster.node(target).current_term()}")
+# --8<-- [end:named]
 
-# --8<-- [start:isolate]
-def isolate_a_follower(pre_vote: bool) -> None:
-    """Cut a follower off for 10 seconds, then let it back in, and see what it did to the terms."""
-    cluster = Cluster(nodes=5, seed=7, config=Config(pre_vote_disabled=not pre_vote))
-    leader = cluster.wait_leader()
-    loner = cluster.followers()[0]
-    term = cluster.node(leader).current_term()
-    cluster.partition([loner])
-    cluster.run_for(10)
-    print(f"after 10 s alone, {loner} is in term {cluster.node(loner).current_term()} (the cluster: {term})")
-    healed_at = cluster.now
-    cluster.heal()
-    cluster.run_for(5)
-    final = cluster.leader()
-    assert final is not None
-    print(f"after healing, {final} leads term {cluster.node(final).current_term()}")
-    show(cluster.events.since(healed_at), "state")
-    cluster.dispose()
-# --8<-- [end:isolate]
-
-
-step("without", "Without pre-vote: the disruptive server")
-# --8<-- [start:without]
-isolate_a_follower(pre_vote=False)
-# --8<-- [end:without]
-
-step("with", "With pre-vote (the default): nothing happens")
-# --8<-- [start:with]
-isolate_a_follower(pre_vote=True)
-# --8<-- [end:with]
+step("unreachable", "A transfer to a server that cannot be reached gives up")
+# --8<-- [start:unreachable]
+leader = cluster.leader()
+assert leader is not None
+away = next(n for n in cluster.ids if n != leader)
+cluster.partition([away])
+started = cluster.now
+future = cluster.node(leader).leadership_transfer_to_server(away, away)
+print(f"{leader} -> {away} (cut off): answered {cluster.wait(future)!r} after {cluster.now - started:.3f}s")
+print(f"{leader} still leads: {cluster.leader() == leader}")
+cluster.dispose()
+# --8<-- [end:unreachable]
