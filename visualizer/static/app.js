@@ -215,6 +215,9 @@
       else S.selected = S.selected.has(id) && S.selected.size === 1 ? new Set() : new Set([id]);
       S.inspected = S.selected.size === 1 ? { type: "node", id: [...S.selected][0] } : S.inspected;
       markAllDirty();
+      // Say what is selected at once, not at the next frame: a key pressed
+      // right after the click (C, T...) acts on what the label shows.
+      $("#selected-label").textContent = [...S.selected].join(", ") || "none (client requests go to the leader)";
     },
     inspectFlight(fid) {
       S.inspectedFlight = fid;
