@@ -69,6 +69,10 @@ class DeferError:
     before answering, so a caller can never wait forever.
     """
 
+    # Slots, not a __dict__: a client may hold 100,000 of these at once. Subclasses
+    # other than LogFuture keep a __dict__; there are only ever a few of them.
+    __slots__ = ("_settled", "err", "err_ch", "responded", "shutdown_ch")
+
     def __init__(self, shutdown_ch: Chan[bool] | None = None) -> None:
         self.err: RaftError | None = None
         self.err_ch: Chan[RaftError | None] = Chan(1)
@@ -116,6 +120,8 @@ class LogFuture(DeferError):
     ``response()`` is what the FSM's ``apply`` returned; ``index()`` is the
     entry's log index once the leader has assigned one.
     """
+
+    __slots__ = ("dispatch", "log", "response_value")
 
     def __init__(self, log: Log, shutdown_ch: Chan[bool] | None = None) -> None:
         super().__init__(shutdown_ch)

@@ -42,7 +42,8 @@ from raft.commands import (
 from raft.errors import CodecError
 from raft.log import Log, LogType
 
-HYPOTHESIS = settings(max_examples=300, derandomize=True, database=None,
+# No deadline: a wall-clock limit per example is a timed test, and it fails on a loaded machine.
+HYPOTHESIS = settings(max_examples=300, derandomize=True, database=None, deadline=None,
                       suppress_health_check=[HealthCheck.too_slow])
 
 

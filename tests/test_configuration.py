@@ -348,7 +348,8 @@ def test_configuration_decode_configuration_garbage(buf: bytes) -> None:
         decode_configuration(buf)
 
 
-@settings(max_examples=300, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, derandomize=True, database=None, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(st.binary(max_size=64))
 def test_configuration_decode_configuration_arbitrary_bytes(buf: bytes) -> None:
     """For any bytes, decode_configuration returns a Configuration or raises ConfigError, nothing else."""
@@ -369,7 +370,8 @@ configuration_like = st.dictionaries(
 )
 
 
-@settings(max_examples=300, derandomize=True, database=None, suppress_health_check=[HealthCheck.too_slow])
+@settings(max_examples=300, derandomize=True, database=None, deadline=None,
+          suppress_health_check=[HealthCheck.too_slow])
 @given(configuration_like)
 def test_configuration_decode_configuration_arbitrary_structure(data: object) -> None:
     """For msgpack data shaped almost like a configuration, decoding gives a Configuration or ConfigError."""

@@ -11,14 +11,18 @@ these defects by itself; these tests pin the exact message order down.
 from __future__ import annotations
 
 import asyncio
-from collections.abc import Callable
+import random
+from collections.abc import Callable, Coroutine
 from dataclasses import replace
+from typing import Any
 
 import pytest
 from injected import append, inject, install, lone_follower, mock_snapshot
 
+from raft.api import HandOverQueue, Raft
 from raft.commands import AppendEntriesRequest, TimeoutNowRequest
-from raft.errors import ErrNothingNewToSnapshot, RaftError, StoreError
+from raft.errors import ErrEnqueueTimeout, ErrNothingNewToSnapshot, ErrRaftShutdown, RaftError, StoreError
+from raft.future import DeferError
 from raft.raft import KEY_LAST_VOTE_TERM
 from raft.runtime.channels import Chan, LivelockError, select
 from raft.runtime.virtual_loop import VirtualTimeLoop
@@ -155,6 +159,102 @@ def test_thousands_of_concurrent_applies_all_complete_and_shutdown_returns(make:
     assert all(f.error_now() is None for f in futures)
     c.close()
     assert all(len(h.raft.routines_group) == 0 for h in c.handles.values() if h.raft is not None)
+
+
+def test_twenty_thousand_concurrent_applies_are_all_committed_in_order(make: Make) -> None:
+    """20,000 applies issued at once: every one is committed, in the order issued, on every node.
+
+    Before: each apply started a task of its own to wait for the main loop.
+    Over TCP, starting 20,000 tasks held the event loop for longer than the
+    leader lease; the leader stepped down, the next leader's client did the
+    same, and nothing ever committed. Now one task per channel sends for all
+    of them, so the number of tasks stays small whatever the load.
+    """
+    c = make(3, seed=1)
+    c.run_until(lambda c: c.leader() is not None)
+    leader_id = c.leader()
+    assert leader_id is not None
+    leader = c.node(leader_id)
+    tasks_before = len(leader.routines_group)
+    futures = [leader.apply(b"c%05d" % i) for i in range(20_000)]
+    assert len(leader.routines_group) <= tasks_before + 1  # one hand-over task, not 20,000
+    last = futures[-1]
+    c.run_until(lambda c: last.done, timeout=60)
+    assert all(f.done and f.error_now() is None for f in futures)
+    indexes = [f.index() for f in futures]
+    assert indexes == list(range(indexes[0], indexes[0] + 20_000))
+    commands = [b"c%05d" % i for i in range(20_000)]
+    c.run_until(lambda c: all(c.fsm(n).logs[-20_000:] == commands for n in c.ids), timeout=10)
+    c.close()
+    assert all(len(h.raft.routines_group) == 0 for h in c.handles.values() if h.raft is not None)
+
+
+class _Caller:
+    """Just enough of a node to run its hand-over queue: a clock, a shutdown channel, tasks."""
+
+    _hand_over = Raft._hand_over
+    _hand_over_loop = Raft._hand_over_loop
+
+    def __init__(self, loop: VirtualTimeLoop) -> None:
+        self.loop = loop
+        self.shutdown_ch: Chan[bool] = Chan(0, name="shutdown")
+        self.rng = random.Random(0)
+        self._hand_overs: dict[str, HandOverQueue] = {}
+        self.tasks: list[asyncio.Task[None]] = []
+
+    def now(self) -> float:
+        return self.loop.time()
+
+    def go_func(self, coro: Coroutine[Any, Any, None], name: str = "") -> asyncio.Task[None]:
+        task = self.loop.create_task(coro)
+        self.tasks.append(task)
+        return task
+
+
+def test_a_queued_request_times_out_on_its_own_deadline_and_the_rest_keep_their_order() -> None:
+    """Go: each blocked Apply has its own timer. A request queued behind one that waits still times out."""
+    loop = VirtualTimeLoop()
+    caller = _Caller(loop)
+    ch: Chan[DeferError] = Chan(0, name="apply")
+    first, second, third = DeferError(), DeferError(), DeferError()
+
+    async def scenario() -> list[DeferError | None]:
+        caller._hand_over(ch, first, 0, "apply")  # waits as long as it takes
+        caller._hand_over(ch, second, 1.0, "apply")  # gives up after one second
+        caller._hand_over(ch, third, 0, "apply")
+        await asyncio.sleep(2.0)  # nobody receives for two seconds
+        assert second.done and isinstance(second.error_now(), ErrEnqueueTimeout)
+        assert not first.done and not third.done
+        return [await ch.recv(), await ch.recv()]
+
+    try:
+        assert loop.run_until_complete(scenario()) == [first, third]
+        assert len(caller.tasks) == 1  # one task sent all three
+    finally:
+        loop.close()
+
+
+def test_shutdown_answers_every_queued_request() -> None:
+    """Go: a blocked Apply returns ErrRaftShutdown when the node shuts down; so does every queued one."""
+    loop = VirtualTimeLoop()
+    caller = _Caller(loop)
+    ch: Chan[DeferError] = Chan(0, name="apply")
+    futures = [DeferError() for _ in range(5)]
+
+    async def scenario() -> None:
+        for future in futures:
+            caller._hand_over(ch, future, 0.5, "apply")
+        await asyncio.sleep(0.1)
+        caller.shutdown_ch.close()
+        await asyncio.sleep(0)
+        await asyncio.sleep(0)
+
+    try:
+        loop.run_until_complete(scenario())
+        assert all(isinstance(f.error_now(), ErrRaftShutdown) for f in futures)
+        assert all(task.done() for task in caller.tasks)
+    finally:
+        loop.close()
 
 
 def test_every_concurrent_verify_leader_is_answered(make: Make) -> None:

@@ -124,6 +124,22 @@ class _Closed:
 _CLOSED: Any = _Closed()
 
 
+class _NoQueue(deque[Any]):
+    """The shared, always empty queue of a channel that has not needed one of its own yet.
+
+    A client with 100,000 commands in flight holds 100,000 futures, each
+    with a one-slot answer channel; three real deques per channel cost
+    about 1.6 KB each and most are never used. Reading this queue works
+    like reading any empty deque; adding to it is a bug, so it raises.
+    """
+
+    def append(self, value: Any) -> None:
+        raise AssertionError("internal error: a channel added to its shared empty queue")
+
+
+_NO_QUEUE: deque[Any] = _NoQueue()
+
+
 def _pop_alive(queue: deque[_Sudog]) -> _Sudog | None:
     while queue:
         sudog = queue.popleft()
@@ -142,15 +158,18 @@ def _has_alive(queue: deque[_Sudog]) -> bool:
 class Chan(Generic[T]):
     """A Go channel: ``Chan(0)`` is unbuffered, ``Chan(n)`` holds up to n values."""
 
+    __slots__ = ("_buffer", "_receivers", "_senders", "capacity", "closed", "name")
+
     def __init__(self, capacity: int = 0, name: str = "") -> None:
         if capacity < 0:
             raise ValueError(f"channel capacity must be >= 0, got {capacity}")
         self.capacity = capacity
         self.name = name
         self.closed = False
-        self._buffer: deque[T] = deque()
-        self._receivers: deque[_Sudog] = deque()
-        self._senders: deque[_Sudog] = deque()
+        # Each queue is the shared empty one until the channel first needs its own.
+        self._buffer: deque[T] = _NO_QUEUE
+        self._receivers: deque[_Sudog] = _NO_QUEUE
+        self._senders: deque[_Sudog] = _NO_QUEUE
 
     def __repr__(self) -> str:
         state = "closed" if self.closed else f"{len(self._buffer)}/{self.capacity}"
@@ -184,6 +203,8 @@ class Chan(Generic[T]):
         if receiver is not None:
             receiver.waiter.future.set_result((receiver.case_index, value))
         else:
+            if self._buffer is _NO_QUEUE:
+                self._buffer = deque()
             self._buffer.append(value)
         return True
 
@@ -363,11 +384,15 @@ async def _select_raw(
         if case is None:
             continue
         if isinstance(case, Chan):
+            if case._receivers is _NO_QUEUE:
+                case._receivers = deque()
             queue = case._receivers
             sudog = _Sudog(waiter, index)
         elif case.chan is None:
             continue  # a send on a nil channel never happens
         else:
+            if case.chan._senders is _NO_QUEUE:
+                case.chan._senders = deque()
             queue = case.chan._senders
             sudog = _Sudog(waiter, index, case.value)
         queue.append(sudog)
