@@ -2,7 +2,7 @@
 
 Started by bench/realworld.py; not imported by the project. Prints one JSON
 object per line on stdout: {"event": "ready"}, {"event": "leader", ...},
-{"event": "result", ...}. Modes:
+{"event": "start"} when the client begins, {"event": "result", ...}. Modes:
 
 * ``throughput``: the leader keeps ``--inflight`` commands of 16 bytes
   outstanding for ``--seconds`` and counts those acknowledged.
@@ -43,11 +43,17 @@ def main() -> None:
     parser.add_argument("--mode", choices=["throughput", "latency", "idle"], required=True)
     parser.add_argument("--seconds", type=float, default=5.0)
     parser.add_argument("--inflight", type=int, default=1000)
-    parser.add_argument("--batch", action="store_true")
+    parser.add_argument("--batch", action="store_true", help="appendEntriesUseBatch (off unless given)")
+    parser.add_argument("--append-period", type=float, default=0.1,
+                        help="appendEntriesPeriod in seconds: how often a batch goes out (default 0.1, as PySyncObj's)")
+    parser.add_argument("--batch-bytes", type=int, default=2 ** 16,
+                        help="appendEntriesBatchSizeBytes (default 65536, as PySyncObj's)")
     parser.add_argument("--journal")
     args = parser.parse_args()
+    # Election timeouts of 1-2 s, like hashicorp's defaults, so that failover compares like with like.
     conf = SyncObjConf(appendEntriesUseBatch=args.batch, journalFile=args.journal,
-                       raftMinTimeout=1.0, raftMaxTimeout=2.0, appendEntriesPeriod=0.1)
+                       raftMinTimeout=1.0, raftMaxTimeout=2.0, appendEntriesPeriod=args.append_period,
+                       appendEntriesBatchSizeBytes=args.batch_bytes)
     node = Log(args.self_addr, args.partners.split(","), conf)
     emit(event="ready", node=args.self_addr)
     leader = None
@@ -74,17 +80,25 @@ def main() -> None:
                     done[0] += 1
                 lock.notify()
 
+        emit(event="start", node=args.self_addr, t=time.time())
         start = time.perf_counter()
         deadline = start + args.seconds
         while time.perf_counter() < deadline:
             with lock:
-                while outstanding[0] >= args.inflight:
+                # Bounded by the deadline: if nothing commits, report 0 rather than wait for ever.
+                while outstanding[0] >= args.inflight and time.perf_counter() < deadline:
                     lock.wait(0.01)
+                if outstanding[0] >= args.inflight:
+                    break
                 outstanding[0] += 1
             node.append(payload, callback=callback)
         elapsed = time.perf_counter() - start
-        emit(event="result", mode="throughput", ops=done[0], seconds=elapsed, rate=done[0] / elapsed)
+        with lock:
+            acknowledged = done[0]
+        emit(event="result", mode="throughput", ops=acknowledged, applied=node.count, seconds=elapsed,
+             rate=acknowledged / elapsed)
     elif args.mode == "latency":
+        emit(event="start", node=args.self_addr, t=time.time())
         latencies = []
         start = time.perf_counter()
         while time.perf_counter() - start < args.seconds:

@@ -2,7 +2,8 @@
 
 Started by bench/realworld.py, one process per node, on 127.0.0.1. Prints one
 JSON object per line: {"event": "ready"}, {"event": "leader", ...} and, on the
-leader, {"event": "result", ...}. Modes as in pysyncobj_node.py:
+leader, {"event": "start"} when its client begins and {"event": "result", ...}.
+Modes as in pysyncobj_node.py:
 
 * ``throughput``: the leader keeps ``--inflight`` commands of 16 bytes
   outstanding for ``--seconds`` and counts the acknowledged ones;
@@ -15,6 +16,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import json
+import os
 import time
 from collections import deque
 from pathlib import Path
@@ -53,6 +55,13 @@ def emit(**fields: object) -> None:
     print(json.dumps(fields), flush=True)
 
 
+def report_and_exit(done: int, applied: int, elapsed: float) -> None:
+    """The throughput result of a run whose oldest command is still waiting at the deadline."""
+    emit(event="result", mode="throughput", ops=done, applied=applied, seconds=elapsed, rate=done / elapsed,
+         stalled=True)
+    os._exit(0)  # the stuck wait would never return; nothing else is left to do
+
+
 async def run(args: argparse.Namespace) -> None:
     peers = dict(item.split("=", 1) for item in args.peers.split(","))
     transport = await new_tcp_transport(peers[args.id], timeout=2.0)
@@ -84,18 +93,26 @@ async def run(args: argparse.Namespace) -> None:
     if args.mode == "throughput":
         pending: deque[Any] = deque()
         done = 0
+        emit(event="start", node=args.id, t=time.time())
         start = time.perf_counter()
         deadline = start + args.seconds
+        # A command that never commits must not stall the report: two seconds
+        # after the deadline, the watchdog reports what was acknowledged so far.
+        watchdog = asyncio.get_running_loop().call_later(
+            args.seconds + 2.0, lambda: report_and_exit(done, fsm.count, time.perf_counter() - start))
         while time.perf_counter() < deadline:
             while len(pending) < args.inflight:
                 pending.append(node.apply(payload))
             if await pending.popleft().error() is None:
                 done += 1
+        watchdog.cancel()
         elapsed = time.perf_counter() - start
         # The state machine's own count checks the acknowledgements: each one
         # was applied, so it can only be higher (commands still in flight).
-        emit(event="result", mode="throughput", ops=done, applied=fsm.count, seconds=elapsed, rate=done / elapsed)
+        emit(event="result", mode="throughput", ops=done, applied=fsm.count, seconds=elapsed, rate=done / elapsed,
+             stalled=False)
     elif args.mode == "latency":
+        emit(event="start", node=args.id, t=time.time())
         latencies = []
         start = time.perf_counter()
         while time.perf_counter() - start < args.seconds:
