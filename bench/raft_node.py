@@ -103,6 +103,11 @@ async def run(args: argparse.Namespace) -> None:
         while time.perf_counter() < deadline:
             while len(pending) < args.inflight:
                 pending.append(node.apply(payload))
+                if len(pending) % 1000 == 0:
+                    # Go's Apply blocks its caller; ours returns at once, so one task
+                    # could queue 100,000 commands (~0.4 s) without letting the node
+                    # run, and the leader would miss its lease. Yield now and then.
+                    await asyncio.sleep(0)
             if await pending.popleft().error() is None:
                 done += 1
         watchdog.cancel()
