@@ -25,6 +25,7 @@ Go, where the sender gives up its blocking send after the timeout.
 from __future__ import annotations
 
 import asyncio
+import functools
 import io
 import random
 from collections import deque
@@ -308,6 +309,17 @@ class InmemPipeline:
     Requests are sent without waiting for earlier answers; a task collects
     the answers in order and hands each finished ``AppendFuture`` to
     ``consumer()``.
+
+    Differs: an answer is presumed lost once an answer to a *later* request
+    has arrived and the earlier one is still missing after a grace as long
+    as that later round trip took. Go's pipeline runs over one TCP
+    connection, where answers arrive in order and a lost one breaks the
+    connection at once. Over the simulator's lossy network each request
+    travels alone, and a lost answer would hold every answer behind it for
+    the transport's whole timeout (0.5 s, the leader lease): the leader
+    hears nothing from that follower for a lease although the follower
+    answers. Presumed lost, it ends the pipeline like any failed answer,
+    and replication starts again from the follower's real position.
     """
 
     def __init__(self, trans: InmemTransport, peer: InmemTransport, peer_addr: str) -> None:
@@ -318,6 +330,9 @@ class InmemPipeline:
         self.inprogress_ch: Chan[tuple[AppendFuture, asyncio.Task[Any]]] = Chan(16, name="pipeline.inprogress")
         self.shutdown = False
         self.shutdown_ch: Chan[bool] = Chan(0, name="pipeline.shutdown")
+        # The latest-sent request answered so far: (when it was sent, when its answer came).
+        self._latest_answer: tuple[float, float] | None = None
+        self._answer_came: asyncio.Future[None] | None = None  # wakes the decoder when any answer comes
         self._decoder = asyncio.get_running_loop().create_task(self.decode_responses(),
                                                                name=f"{trans.local_addr()}:pipeline:{peer_addr}")
 
@@ -330,13 +345,45 @@ class InmemPipeline:
             future, call = item
             try:
                 # make_rpc always finishes within the transport timeout.
-                future.resp = await call
+                future.resp = await self._answer(call, future.start)
                 future.respond(None)
             except RaftError as err:
                 future.respond(err)
             case, _ = await select([Send(self.done_ch, future), self.shutdown_ch])
             if case is self.shutdown_ch:
                 return
+
+    async def _answer(self, call: asyncio.Task[Any], started: float) -> Any:
+        """The answer of ``call``, sent at ``started``; TransportError once a later answer overtook it."""
+        loop = asyncio.get_running_loop()
+        while not call.done():
+            latest = self._latest_answer
+            if latest is not None and latest[0] > started:
+                # Overtaken: wait as long again as that later round trip took.
+                sent, answered = latest
+                remaining = answered + (answered - sent) - loop.time()
+                if remaining <= 0:
+                    call.cancel()
+                    raise TransportError("answer presumed lost: the answer to a later request came first")
+                await asyncio.wait([call], timeout=remaining)
+                continue
+            self._answer_came = loop.create_future()
+            try:
+                await asyncio.wait([call, self._answer_came], return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                if not self._answer_came.done():
+                    self._answer_came.cancel()
+                self._answer_came = None
+        return call.result()
+
+    def _answered(self, call: asyncio.Task[Any], started: float) -> None:
+        """A call finished with an answer: remember it if it was sent last so far, and wake the decoder."""
+        if call.cancelled() or call.exception() is not None:
+            return
+        if self._latest_answer is None or started > self._latest_answer[0]:
+            self._latest_answer = (started, asyncio.get_running_loop().time())
+        if self._answer_came is not None and not self._answer_came.done():
+            self._answer_came.set_result(None)
 
     async def append_entries(self, args: AppendEntriesRequest) -> AppendFuture:
         if self.shutdown:
@@ -346,6 +393,7 @@ class InmemPipeline:
         call = loop.create_task(self.trans.make_rpc(self.peer_addr, args, None, self.trans.timeout))
         # A failed call whose answer nobody collects (the pipeline closed) is not a bug.
         call.add_done_callback(_ignore_result)
+        call.add_done_callback(functools.partial(self._answered, started=future.start))
         case, _ = await select([Send(self.inprogress_ch, (future, call)), self.shutdown_ch])
         if case is self.shutdown_ch:
             call.cancel()

@@ -45,7 +45,7 @@ from raft.observer import FailedHeartbeatObservation, ResumedHeartbeatObservatio
 from raft.runtime.channels import Chan, select
 from raft.runtime.timers import after
 from raft.transport import AppendPipeline
-from raft.util import backoff, capped_exponential_backoff, random_timeout
+from raft.util import async_notify_ch, backoff, capped_exponential_backoff, random_timeout
 
 if TYPE_CHECKING:
     from raft.api import Raft  # only for ``self: Raft``; api.py builds Raft from this module's mixin
@@ -54,20 +54,52 @@ MAX_FAILURE_SCALE = 12  # backoff doubles at most this many times
 FAILURE_WAIT = 0.010  # base backoff after a failed RPC
 
 
-def heartbeat_deadline(config: Config) -> float:
-    """How long one heartbeat waits for its answer: half the leader lease.
+def heartbeat_deadline(config: Config, round_trip: RoundTrip | None = None) -> float:
+    """How long one heartbeat waits for its answer before it counts as lost.
 
     Paper:   §5.6 (the broadcast time must be well below the election timeout).
     Differs: Go waits the transport's timeout (see ``heartbeat``).
 
-    Heartbeats go out every heartbeat_timeout/10 to 2*heartbeat_timeout/10
-    (100-200 ms by default) and the lease is 500 ms: an answer that has not
-    come within 250 ms is given up on, and the next heartbeat still has
-    time to get through before the lease ends. One heartbeat period would
-    be tighter, but with the fault simulator's short timeouts a period is
-    less than a slow round trip, and most heartbeats would be given up.
+    The follower's usual round trip plus four times its variation, as TCP
+    sets its retransmission timeout (``RoundTrip``); never less than a
+    heartbeat period (heartbeat_timeout/10, 100 ms by default), so that a
+    fast, steady network does not give up on answers that are only a
+    little late, and never more than half the leader lease, so that the
+    next heartbeat still has time to get through before the lease ends.
     """
-    return config.leader_lease_timeout / 2
+    longest = config.leader_lease_timeout / 2
+    if round_trip is None or round_trip.samples == 0:
+        return longest
+    return min(longest, max(config.heartbeat_timeout / 10, round_trip.timeout()))
+
+
+@dataclass
+class RoundTrip:
+    """The smoothed round trip of a follower's heartbeat answers, to tell a lost answer from a late one.
+
+    Paper:   none; RFC 6298 (TCP's retransmission timer), section 2.
+    Mirrors: nothing in hashicorp/raft, whose heartbeats run over TCP,
+             where a message is never lost alone.
+
+    ``timeout()`` is the average round trip plus four times its mean
+    deviation: an answer later than that is very probably lost.
+    """
+
+    average: float = 0.0  # RFC 6298's SRTT
+    deviation: float = 0.0  # RFC 6298's RTTVAR
+    samples: int = 0
+
+    def sample(self, seconds: float) -> None:
+        """Take one measured round trip into the averages (RFC 6298, 2.2 and 2.3)."""
+        if self.samples == 0:
+            self.average, self.deviation = seconds, seconds / 2
+        else:
+            self.deviation = 0.75 * self.deviation + 0.25 * abs(self.average - seconds)
+            self.average = 0.875 * self.average + 0.125 * seconds
+        self.samples += 1
+
+    def timeout(self) -> float:
+        return self.average + 4 * self.deviation
 
 
 @dataclass(eq=False)
@@ -92,6 +124,9 @@ class FollowerReplication:
     # VerifyLeader requests waiting for this follower's next heartbeat answer.
     notify: dict[VerifyFuture, None] = field(default_factory=dict)
     allow_pipeline: bool = False
+    round_trip: RoundTrip = field(default_factory=RoundTrip)  # of heartbeat answers, for their deadline
+    # Poked by the heartbeat when the follower answers while replication is backing off (see replicate_to).
+    reachable_ch: Chan[bool] = field(default_factory=lambda: Chan(1, name="reachable"))
 
     async def notify_all(self, leader: bool) -> None:
         """Tell every waiting VerifyLeader whether this follower still accepts us (Mirrors: notifyAll).
@@ -159,11 +194,20 @@ class Replication:
         Paper:   Figure 2, Leaders: "If AppendEntries fails because of log
                  inconsistency: decrement nextIndex and retry"; §5.3.
         Mirrors: replication.go replicateTo.
+        Differs: the backoff after failures ends early, and starts again
+        from the shortest wait, as soon as a heartbeat answer shows the
+        follower is reachable (``reachable_ch``). In Go each failure doubles
+        the wait, up to 10.24 s, whatever the heartbeats say: after a
+        partition heals, or after a few lost messages, a follower that
+        answers every heartbeat can wait seconds for its entries or its
+        snapshot.
         """
         while True:
             if s.failures > 0:
-                await select([after(backoff(FAILURE_WAIT, s.failures, MAX_FAILURE_SCALE)), self.shutdown_ch],
-                             self.rng)
+                case, _ = await select([after(backoff(FAILURE_WAIT, s.failures, MAX_FAILURE_SCALE)), s.reachable_ch,
+                                        self.shutdown_ch], self.rng)
+                if case is s.reachable_ch:
+                    s.failures = 0
             peer = s.peer
             try:
                 req = self.setup_append_entries(s, s.next_index, last_index)
@@ -286,28 +330,41 @@ class Replication:
         Paper:   §5.2 ("Leaders send periodic heartbeats (AppendEntries RPCs
                  that carry no log entries) to all followers").
         Mirrors: replication.go heartbeat.
-        Differs: each heartbeat waits for its answer at most half the leader
-        lease (``heartbeat_deadline``), however long the transport's own
+        Differs: (1) each heartbeat waits for its answer only as long as
+        ``heartbeat_deadline`` (about the follower's usual round trip, at
+        most half the leader lease), however long the transport's own
         timeout. In Go the loop waits the transport's timeout, so one lost
         answer stops this follower's heartbeats for that long; when that is
         as long as the lease, the leader counts the follower as silent for a
         whole lease, and a second such loss elsewhere costs the leadership.
+        (2) After an answer that did not come in time, the next heartbeat
+        goes out as soon as the backoff ends, not a heartbeat period later:
+        waiting deadline, backoff and a period, two lost answers in a row
+        would leave the follower silent for longer than the lease. After an
+        error (the follower is down or cut off), the loop waits as in Go.
 
         The heartbeat carries only our term and address, so a follower can
         handle it without touching its disk.
         """
         failures = 0
+        retry_now = False  # the last answer did not come in time: send again without waiting a period
         req = AppendEntriesRequest(self.get_rpc_header(), term=s.current_term)
         while True:
-            timer = random_timeout(self.config().heartbeat_timeout / 10, self.rng)
-            case, _ = await select([s.notify_ch, timer, stop_ch], self.rng)
-            if case is stop_ch:
-                return
+            if retry_now:
+                if stop_ch.closed:
+                    return
+            else:
+                timer = random_timeout(self.config().heartbeat_timeout / 10, self.rng)
+                case, _ = await select([s.notify_ch, timer, stop_ch], self.rng)
+                if case is stop_ch:
+                    return
             peer = s.peer
+            sent = self.now()
             try:
-                async with asyncio.timeout(heartbeat_deadline(self.config())):
+                async with asyncio.timeout(heartbeat_deadline(self.config(), s.round_trip)):
                     resp: AppendEntriesResponse = await self.trans.append_entries(peer.id, peer.address, req)
             except (RaftError, TimeoutError) as err:
+                retry_now = isinstance(err, TimeoutError)
                 wait = capped_exponential_backoff(FAILURE_WAIT, failures, MAX_FAILURE_SCALE,
                                                   self.config().heartbeat_timeout / 2)
                 self.logger.debug("failed to heartbeat to %s: %s", peer.address, err)
@@ -317,8 +374,12 @@ class Replication:
                 if case is stop_ch:
                     return
                 continue
+            retry_now = False
             if failures > 0:
                 self.observe(ResumedHeartbeatObservation(peer.id))
+            if s.failures > 0:
+                async_notify_ch(s.reachable_ch)  # replication is backing off: the follower answers again
+            s.round_trip.sample(self.now() - sent)
             s.set_last_contact(self.now())
             failures = 0
             await s.notify_all(resp.success)

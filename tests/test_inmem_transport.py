@@ -286,6 +286,61 @@ def test_pipeline_unanswered_request_fails_its_future(loop: VirtualTimeLoop) -> 
     run(loop, main)
 
 
+def test_pipeline_answer_overtaken_by_a_later_one_is_presumed_lost(loop: VirtualTimeLoop) -> None:
+    """A lost answer fails its future one later round trip after a later answer came, not after the timeout.
+
+    Before: the decoder waited the whole transport timeout (0.5 s, the
+    leader lease) for the lost answer while the answers behind it had
+    already arrived, so the leader heard nothing from that follower.
+    """
+    async def main() -> None:
+        net, events = sim_network(loop, delay=0.010, jitter=0.0)
+        a, b = connected_pair(net)
+        Responder(b)
+        pipeline = await a.append_entries_pipeline("id2", "b")
+        await pipeline.append_entries(append_request(commit=1))
+        await asyncio.sleep(0.001)
+        await pipeline.append_entries(append_request(commit=2))
+        await asyncio.sleep(0.015)  # both requests have arrived; the answers are on their way
+        first_answer = min(fid for fid, f in net.in_flight.items() if f.dir == "response")
+        assert net.drop(first_answer)
+        first = await pipeline.consumer().recv()
+        assert first is not None
+        err = await first.error()
+        assert isinstance(err, TransportError) and "presumed lost" in str(err)
+        # The second answer came at 0.021 after a 0.020 round trip: the first is given up at 0.041.
+        assert now() == pytest.approx(0.041)
+        second = await pipeline.consumer().recv()
+        assert second is not None and await second.error() is None
+        assert [e["dir"] for e in events.of_kind("rpc_drop")] == ["response"]
+
+    run(loop, main)
+
+
+def test_pipeline_answers_that_arrive_out_of_order_are_all_delivered(loop: VirtualTimeLoop) -> None:
+    """A late answer that still comes within the grace is not presumed lost: reordering alone loses nothing."""
+    async def main() -> None:
+        net, _ = sim_network(loop, delay=0.010, jitter=0.0)
+        a, b = connected_pair(net)
+        Responder(b)
+        pipeline = await a.append_entries_pipeline("id2", "b")
+        await pipeline.append_entries(append_request(commit=1))
+        await asyncio.sleep(0.001)
+        await pipeline.append_entries(append_request(commit=2))  # answered at 0.021, after 0.020
+        await asyncio.sleep(0.0105)  # the first answer is on its way, due at 0.020
+        answer_flight = min(fid for fid, f in net.in_flight.items() if f.dir == "response")
+        held = net.in_flight[answer_flight]  # hold it back to 0.035: overtaken, but within the grace (0.041)
+        assert held.handle is not None
+        held.handle.cancel()
+        held.arrives_at += 0.015
+        held.handle = loop.call_at(held.arrives_at, net._arrive, answer_flight)
+        futures = [await pipeline.consumer().recv(), await pipeline.consumer().recv()]
+        assert [await f.error() for f in futures if f is not None] == [None, None]
+        assert now() == pytest.approx(0.035)
+
+    run(loop, main)
+
+
 @pytest.mark.parametrize(("method", "args"), [*CALLS, pytest.param("install_snapshot", snapshot_request(),
                                                                      id="install_snapshot")])
 def test_inmem_transport_unconnected_peer(loop: VirtualTimeLoop, method: str, args: Any) -> None:

@@ -5,8 +5,10 @@ Paper: §5.3 (log replication), §5.4.2 (committing entries from previous terms)
 
 from __future__ import annotations
 
+import itertools
 from collections.abc import Callable
 
+import pytest
 from injected import LEADER, append, inject, lone_follower
 
 from raft.commands import AppendEntriesRequest, RPCHeader
@@ -16,8 +18,10 @@ from raft.errors import ErrEnqueueTimeout, ErrLeadershipLost, ErrNotLeader, Stor
 from raft.log import Log, LogType
 from raft.log_cache import LogCache
 from raft.raft import KEY_CURRENT_TERM
+from raft.replication import RoundTrip, heartbeat_deadline
 from raft.runtime.channels import Chan
 from raft.sim import Cluster
+from raft.sim.network import LinkFaults
 from raft.state import RaftState
 from raft.testing import inmem_config
 
@@ -414,3 +418,67 @@ def test_a_follower_reports_where_its_conflicting_term_starts() -> None:
         assert (short.success, short.conflict_term, short.conflict_index) == (False, 0, 10)
     finally:
         c.dispose()
+
+
+# -- message loss: how the leader tells a lost answer from a late one ----------------------------
+
+
+def test_round_trip_estimate_follows_rfc_6298() -> None:
+    """The heartbeat deadline is SRTT + 4 RTTVAR, clamped between a heartbeat period and half the lease."""
+    rt = RoundTrip()
+    rt.sample(0.040)
+    assert (rt.average, rt.deviation, rt.timeout()) == pytest.approx((0.040, 0.020, 0.120))
+    rt.sample(0.020)
+    assert (rt.average, rt.deviation) == pytest.approx((0.0375, 0.02))
+    conf = Config()  # heartbeat 1 s (period 0.1 s), lease 0.5 s
+    assert heartbeat_deadline(conf) == 0.25  # nothing measured yet: half the lease
+    assert heartbeat_deadline(conf, rt) == pytest.approx(0.1175)
+    fast, slow = RoundTrip(), RoundTrip()
+    fast.sample(0.002)
+    slow.sample(0.3)
+    assert heartbeat_deadline(conf, fast) == 0.1  # never less than a heartbeat period
+    assert heartbeat_deadline(conf, slow) == 0.25  # never more than half the lease
+
+
+def test_after_a_lost_heartbeat_answer_the_next_heartbeat_goes_out_after_the_backoff(make: Make) -> None:
+    """A heartbeat answer that does not come within the deadline is retried after the backoff, not a period later.
+
+    Before: deadline (0.25 s) + backoff + a heartbeat period (0.1-0.2 s) between
+    two tries, so two lost answers in a row silenced the follower for longer
+    than the 0.5 s lease.
+    """
+    c = make(3, seed=3)
+    c.run_until(lambda c: c.leader() is not None)
+    c.run_for(2.0)
+    leader = c.leader()
+    assert leader is not None
+    follower = c.followers()[0]
+    c.network.set_faults(LinkFaults(loss=1.0), src=follower, dst=leader)  # every answer from it is lost
+    c.run_for(0.6)
+    failed = [e.t for e in c.events.of_kind("heartbeat_failed") if e["peer"] == follower]
+    gaps = [round(b - a, 3) for a, b in itertools.pairwise(failed)]
+    # deadline 0.1 s (a heartbeat period: the measured round trip is shorter) + backoff 10, 10, 10, 20 ms
+    assert gaps[:4] == [0.11, 0.11, 0.11, 0.12]
+
+
+def test_replication_backoff_ends_when_heartbeats_reach_the_follower_again(make: Make) -> None:
+    """After a long partition a follower catches up at the next heartbeat, not when a 10 s backoff ends.
+
+    In Go each failed AppendEntries doubles the replicator's wait, up to
+    10.24 s, whatever the heartbeats say.
+    """
+    c = make(3, seed=5)
+    c.run_until(lambda c: c.leader() is not None)
+    leader = c.leader()
+    assert leader is not None
+    follower = c.followers()[0]
+    c.disconnect(follower)
+    for i in range(5):
+        c.apply(b"while cut off %d" % i)
+    c.run_for(40.0)  # the replicator fails again and again, its backoff growing to 10 s
+    c.connect(follower)
+    reconnected = c.now
+    target = c.node(leader).last_index()
+    c.run_until(lambda c: c.node(follower).last_index() >= target, timeout=10)
+    # The next heartbeat (every 0.1-0.2 s) finds it, and replication resumes at once; before, 1.4 s here.
+    assert c.now - reconnected < 0.5

@@ -26,7 +26,9 @@ Four checks judge the run:
   transfer) is answered, with a result or an error, within
   ``LIVENESS_BOUND`` virtual seconds of the last fault healing, and every
   node then shuts down within ``SHUTDOWN_LIMIT``; a stalled run names the
-  tasks that wait and the channels they wait on;
+  tasks that wait and the channels they wait on; and once every member has
+  applied the backlog, one new entry reaches every member within
+  ``PROGRESS_BOUND``;
 * at the end, identical logs and identical state machines on every member;
 * the clients' history must be linearizable, decided within a fixed budget
   of search steps, so the verdict never depends on the machine's speed.
@@ -44,6 +46,7 @@ reported with the one command that replays it exactly.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import io
 import math
 import random
@@ -75,6 +78,11 @@ OPERATION_TIMEOUT = 10 * HT  # a client gives up (outcome unknown) after this lo
 # entries each (fuzz_config), about 300 entries a second: three bursts of up to
 # 2,500 entries need some 25 seconds.
 LIVENESS_BOUND = 300 * HT
+# Once the backlog is applied everywhere, one new entry must reach every member
+# within this many virtual seconds: ten heartbeat timeouts, which at hashicorp's
+# default timings is the 10 s the standard teaching test suite allows (and what
+# bench/progress.py measures from the heal).
+PROGRESS_BOUND = 10 * HT
 # The linearizability search may take this many steps (about a minute of
 # CPython on a slow machine); a history it cannot decide within them fails the
 # run, the same way on every machine.
@@ -550,6 +558,7 @@ class FuzzRun:
         except TimeoutError as err:
             raise FuzzFailure(f"liveness violated: members did not all apply index {last} within "
                               f"{LIVENESS_BOUND:g} virtual seconds") from err
+        self.check_progress(members)
         # Identical logs: every entry still held by several members is the same
         # on all of them; an entry a member does not hold (compacted, or the
         # index a restore skipped) must lie inside its snapshot.
@@ -578,6 +587,27 @@ class FuzzRun:
         if verdict.linearizable is None:
             raise FuzzFailure(f"the linearizability check of {len(history)} operations did not finish within "
                               f"{LINCHECK_STEPS:,} search steps")
+
+    def check_progress(self, members: list[str]) -> None:
+        """Progress: on the healed network, one new entry is applied on every member within ``PROGRESS_BOUND``."""
+        cluster = self.cluster
+        start = cluster.now
+        leader_id = self.leader(PROGRESS_BOUND / HT)
+        future = cluster.node(leader_id).barrier() if leader_id is not None else None
+        if future is not None:
+            with contextlib.suppress(TimeoutError):
+                cluster.run_until(lambda c: future.done, timeout=PROGRESS_BOUND)
+        if future is None or not future.done or future.error_now() is not None:
+            raise FuzzFailure(f"progress violated: no new entry committed within {PROGRESS_BOUND:g} virtual seconds "
+                              "on the healed network")
+        index = future.index()
+        remaining = max(0.0, start + PROGRESS_BOUND - cluster.now)
+        try:
+            cluster.run_until(lambda c: all(c.node(i).applied_index() >= index for i in members), timeout=remaining)
+        except TimeoutError:
+            behind = [i for i in members if cluster.node(i).applied_index() < index]
+            raise FuzzFailure(f"progress violated: entry {index} did not reach {', '.join(behind)} within "
+                              f"{PROGRESS_BOUND:g} virtual seconds on the healed network") from None
 
     def replay_command(self) -> str:
         bugs = "".join(f" --bug {name}" for name in self.bugs.cli_names())
