@@ -80,14 +80,25 @@ def test_kv_format(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     assert run(capsys, "--format", "kv", good) == (0, f"{good}: linearizable\n", "")
 
 
+# Eighteen writes that never complete and a read of a value none of them wrote: the search has
+# to try every subset of the writes before it can answer.
+HARD_ETCD = "\n".join([*(f"INFO  jepsen.util - {c}\t:invoke\t:write\t{c}" for c in range(18)),
+                       "INFO  jepsen.util - 99\t:invoke\t:read\tnil", "INFO  jepsen.util - 99\t:ok\t:read\t99"])
+
+
 def test_timeout_reports_unknown(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
     """With --timeout, a search that runs too long is reported as unknown, and still exits 0."""
-    # Eighteen writes that never complete and a read of a value none of them wrote: the search
-    # has to try every subset of the writes before it can answer.
-    lines = [f"INFO  jepsen.util - {c}\t:invoke\t:write\t{c}" for c in range(18)]
-    lines += ["INFO  jepsen.util - 99\t:invoke\t:read\tnil", "INFO  jepsen.util - 99\t:ok\t:read\t99"]
-    hard = write(tmp_path, "hard.log", "\n".join(lines))
+    hard = write(tmp_path, "hard.log", HARD_ETCD)
     assert run(capsys, "--format", "etcd", "--timeout", "0.05", hard) == (0, f"{hard}: unknown (timed out)\n", "")
+
+
+def test_step_and_memory_budgets_report_unknown(capsys: pytest.CaptureFixture[str], tmp_path: Path) -> None:
+    """--max-steps and --max-memory also end a search as unknown, and the line names the budget spent."""
+    hard = write(tmp_path, "hard.log", HARD_ETCD)
+    by_steps = run(capsys, "--format", "etcd", "--max-steps", "1", hard)
+    by_memory = run(capsys, "--format", "etcd", "--max-memory", "1", hard)
+    assert by_steps == (0, f"{hard}: unknown (step budget spent)\n", "")
+    assert by_memory == (0, f"{hard}: unknown (memory budget spent)\n", "")
 
 
 def test_missing_file_exits_2_and_the_others_are_still_checked(capsys: pytest.CaptureFixture[str],
@@ -131,6 +142,8 @@ def test_binary_file_is_unreadable(capsys: pytest.CaptureFixture[str], tmp_path:
     ["--format", "xml", "good.log"],
     ["--format", "etcd", "--timeout", "0", "good.log"],
     ["--format", "etcd", "--timeout", "soon", "good.log"],
+    ["--format", "etcd", "--max-steps", "0", "good.log"],
+    ["--format", "etcd", "--max-memory", "lots", "good.log"],
 ])
 def test_usage_errors_exit_2(capsys: pytest.CaptureFixture[str], args: list[str]) -> None:
     """Missing or invalid arguments print the usage of ``raft-sim lincheck`` and exit 2."""

@@ -9,6 +9,7 @@ file is etcd_002.log, about 1.6 s.
 from __future__ import annotations
 
 import csv
+import inspect
 import math
 import os
 import random
@@ -21,7 +22,9 @@ from conftest import shared_data_dir
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
+from bench.lincheck import fifty_client_history
 from raft.checkers.linearizability import (
+    DEFAULT_MAX_MEMORY,
     UNKNOWN,
     CheckResult,
     HistoryFormatError,
@@ -234,6 +237,86 @@ def test_timeout_gives_unknown() -> None:
     result = check_operations(register_model, history, timeout=0.05)
     assert result == CheckResult(None)
     assert time.perf_counter() - started < 2
+
+
+# ---------------------------------------------------------------------------------------------
+# Bounds: parts take turns, budgets end a search with "unknown", explanations cost no search
+# ---------------------------------------------------------------------------------------------
+
+
+def hard_key(key: str = "a", appends: int = 16) -> list[Operation]:
+    """Concurrent appends of unknown outcome and a get of a value none of them wrote.
+
+    Every order of every subset of the appends is a different string, and the search must try
+    them all before it can say no: far more than any budget allows.
+    """
+    return [*(op(c, ("append", key, f"<{c}>"), UNKNOWN, c, INF) for c in range(appends)),
+            op(99, ("get", key), "never written", 50, 51)]
+
+
+def stale_read_key(key: str = "b") -> list[Operation]:
+    """A read that starts after a put returned and still sees the value before it."""
+    return [op(0, ("put", key, "1"), None, 0, 1), op(0, ("put", key, "2"), None, 2, 3), op(1, ("get", key), "1", 4, 5)]
+
+
+def test_a_failing_part_is_found_beside_a_hopeless_one() -> None:
+    """A part that fails quickly ends the check, even when a part before it would never finish."""
+    result = check_operations(kv_model, hard_key("a") + stale_read_key("b"))
+    assert result.linearizable is False
+    assert result.failed_partition == 1
+    # Key 'a' had one turn of 1,024 steps while key 'b' failed: the parts take turns.
+    assert result.steps < 2 * 1024
+    assert result.peak_entries < 1024
+
+
+def test_fifty_client_bad_history_is_refuted_within_a_small_budget() -> None:
+    """A 50-client kv history with a few stale reads is refuted in under 100,000 steps.
+
+    The shape of porcupine's c50-bad: searched alone, key '0' of this one takes 1.6 million
+    steps to refute and keys '1' and '2' are beyond the search, but key '5' fails within its
+    first turn of 1,024 steps.
+    """
+    history = parse_kv_log(fifty_client_history(0, bad=True))
+    result = check_operations(kv_model, history, max_steps=100_000)
+    assert result.linearizable is False, result.exhausted
+    assert result.explanation.startswith("Key ")
+    assert result.steps < 100_000
+
+
+def test_tiny_budgets_give_unknown_not_an_error() -> None:
+    """A budget too small for any search still returns a result: unknown, naming the budget spent."""
+    history = hard_key()
+    by_steps = check_operations(kv_model, history, max_steps=1)
+    by_memory = check_operations(kv_model, history, max_memory=1)
+    assert (by_steps.linearizable, by_steps.exhausted) == (None, "steps")
+    assert (by_memory.linearizable, by_memory.exhausted) == (None, "memory")
+    assert by_steps == by_memory == CheckResult(None)  # the cost is not part of what a result says
+
+
+def test_memory_budget_bounds_the_memo() -> None:
+    """With a memory budget, the memo stops growing within one turn of 1,024 entries of it."""
+    budget = 4 * 2**20
+    result = check_operations(kv_model, hard_key(), max_memory=budget)
+    assert (result.linearizable, result.exhausted) == (None, "memory")
+    assert budget < result.peak_memory < budget + 2**20
+    assert result.peak_entries > 10_000
+
+
+def test_memory_budget_is_on_by_default() -> None:
+    """A check given no budget at all is still bounded: by the default memory budget, under a gigabyte."""
+    default = inspect.signature(check_operations).parameters["max_memory"].default
+    assert default == DEFAULT_MAX_MEMORY <= 2**30
+
+
+def test_explanation_costs_no_search_of_its_own() -> None:
+    """The same failure and explanation come out with a step budget of exactly the check's own steps."""
+    history = parse_kv_log(fifty_client_history(0, bad=True))
+    first = check_operations(kv_model, history)
+    again = check_operations(kv_model, history, max_steps=first.steps)
+    assert first.linearizable is False
+    assert again == first
+    # Bounded: a header, at most five operations of the prefix, a line, and one operation per client.
+    assert len(first.explanation.splitlines()) <= 3 + 5 + 50
 
 
 # ---------------------------------------------------------------------------------------------

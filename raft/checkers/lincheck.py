@@ -1,13 +1,16 @@
 """``raft-sim lincheck``: judge recorded client histories with the linearizability checker.
 
-    raft-sim lincheck --format etcd|kv [--timeout SECONDS] FILE...
+    raft-sim lincheck --format etcd|kv [--timeout SECONDS] [--max-steps N] [--max-memory MB] FILE...
 
 One line per file: ``FILE: linearizable``, ``FILE: not linearizable`` followed by an indented
 explanation (the longest linearizable prefix and the operations that cannot follow it), or
-``FILE: unknown (timed out)``. The verdicts are the output, not the exit status: the command
-exits 0 when every file was read and checked, whatever it found, and 2 for a usage error or a
-file that cannot be read or parsed (stderr names the file and the line). A script that needs
-"all linearizable" greps the output; a failed run then always means a broken input.
+``FILE: unknown (...)`` when a budget ran out first: ``timed out``, ``step budget spent`` or
+``memory budget spent``. The memory budget is on by default (``DEFAULT_MAX_MEMORY``, 512 MB of
+search memo per file), so a history too hard to decide ends as unknown, never as a machine out
+of memory. The verdicts are the output, not the exit status: the command exits 0 when every
+file was read and checked, whatever it found, and 2 for a usage error or a file that cannot be
+read or parsed (stderr names the file and the line). A script that needs "all linearizable"
+greps the output; a failed run then always means a broken input.
 
 Read before: linearizability.py (the checker, the models and the two log formats).
 Mirrors: nothing in hashicorp/raft; porcupine's tests read the same reference logs.
@@ -21,6 +24,7 @@ from collections.abc import Callable, Sequence
 from typing import TextIO
 
 from raft.checkers.linearizability import (
+    DEFAULT_MAX_MEMORY,
     HistoryFormatError,
     Model,
     Operation,
@@ -54,12 +58,31 @@ def _seconds(text: str) -> float:
     return value
 
 
+def _count(text: str) -> int:
+    try:
+        value = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a whole number") from None
+    if value <= 0:
+        raise argparse.ArgumentTypeError(f"{text} must be more than 0")
+    return value
+
+
+# What each spent budget is called on the verdict line (CheckResult.exhausted -> words).
+UNKNOWN_BECAUSE = {"time": "timed out", "steps": "step budget spent", "memory": "memory budget spent"}
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     """Declare the options on ``parser``: our own, or the ``lincheck`` subparser of raft-sim."""
     parser.add_argument("--format", required=True, choices=sorted(FORMATS),
                         help="the format of every FILE: etcd or kv")
     parser.add_argument("--timeout", type=_seconds, metavar="SECONDS",
                         help="give up on a file after this long and report it as unknown")
+    parser.add_argument("--max-steps", type=_count, metavar="N",
+                        help="give up after N search steps: the same verdict on every machine")
+    parser.add_argument("--max-memory", type=_count, metavar="MB", default=DEFAULT_MAX_MEMORY >> 20,
+                        help="give up when the search's memo would outgrow about MB megabytes "
+                             "(default: %(default)s)")
     parser.add_argument("files", nargs="+", metavar="FILE", help="history files to check")
 
 
@@ -99,9 +122,10 @@ def run_lincheck(args: argparse.Namespace, out: TextIO | None = None, err: TextI
         if history is None:
             status = EXIT_USAGE
             continue
-        result = check_operations(model, history, timeout=args.timeout)
+        result = check_operations(model, history, timeout=args.timeout, max_steps=args.max_steps,
+                                  max_memory=args.max_memory << 20)
         if result.linearizable is None:
-            print(f"{path}: unknown (timed out)", file=out)
+            print(f"{path}: unknown ({UNKNOWN_BECAUSE[result.exhausted]})", file=out)
         elif result.linearizable:
             print(f"{path}: linearizable", file=out)
         else:

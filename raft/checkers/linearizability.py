@@ -18,7 +18,8 @@ Mirrors: nothing in hashicorp/raft. The checker follows porcupine's checker.go
 Read before: kv.py (the service whose histories we check).
 Read after:  lincheck.py (the ``raft-sim lincheck`` command).
 Reading order in this file: ``Operation`` and ``Model``; ``_search``, the whole algorithm in
-one loop; ``check_operations``; ``_explain``; the two models; the two log parsers.
+one loop; ``check_operations``, which runs the parts' searches in turn within the budgets;
+``_explain``; the two models; the two log parsers.
 
 Theory of operation
 -------------------
@@ -36,6 +37,37 @@ operation out ("lift") and putting it back ("unlift") cost O(1), and the undo ha
 exactly the reverse order. (2) Whatever order got us there, the future depends only on *which*
 operations are linearized and on the model's state; so we remember every (set, state) pair we
 have reached and never explore one twice. The set is a Python int used as a bit set.
+
+Keeping a check bounded
+-----------------------
+Small enough is not always small: deciding linearizability is NP-complete (Gibbons & Korach,
+1997), and the memo grows by one entry for every new (set, state) pair. In porcupine's
+50-client key-value history ``c50-bad``, four of the ten keys are such hard parts: each fills
+half a gigabyte of memo within seconds (the kv model's state is the key's whole string, and
+concurrent appends give a new string for every order), and porcupine itself cannot decide key
+'0' alone within 20 s. Yet the history is easy to refute: key '3' fails after 8,600 steps.
+When the parts were searched one after another, the checker started with key '0' and never
+reached key '3': 24 GB after four minutes. Three rules keep every check bounded.
+
+(3) The parts take turns. Each part's search is a generator that pauses every 1,024 steps, and
+``check_operations`` runs them round robin. One failing part is enough for "no", so the first
+part to fail ends the check, however hard the parts beside it are; porcupine gets the same
+effect by searching the parts in parallel and cancelling the rest. A finished part's memo is
+freed at once, and which part fails first depends on step counts only, never on the clock.
+
+(4) Budgets, checked at every pause: ``timeout`` (seconds), ``max_steps`` (search steps over all
+parts) and ``max_memory`` (the estimated bytes of the memos of the parts still running, on by
+default: ``DEFAULT_MAX_MEMORY``). Spending one ends the check with ``linearizable=None`` and
+``exhausted`` naming it: "unknown", never a crash or a machine out of memory. The estimate
+counts, per entry, the pair, its bit set (as wide as the part), its slot in the set, and a state
+whose size is sampled once per pause. ``steps``, ``peak_entries`` and ``peak_memory`` in the
+result say what a check cost. Some linearizable histories have hard parts too (in
+bench/lincheck.py, ``gen-c50-ok-s0``, whose key '2' also runs porcupine out of memory): a "yes"
+needs every part, so for them "unknown" is the honest answer.
+
+(5) An explanation costs no second search. The search keeps its deepest point, the longest
+prefix it managed to linearize and the state after it, as it goes; ``_explain`` only lists the
+candidates that could follow that prefix, as porcupine's partial linearizations do.
 
 Operations of unknown outcome
 -----------------------------
@@ -80,12 +112,14 @@ from __future__ import annotations
 import enum
 import math
 import re
+import sys
 import time
-from collections.abc import Hashable, Iterable, Sequence
-from dataclasses import dataclass
+from collections.abc import Generator, Hashable, Iterable, Sequence
+from dataclasses import dataclass, field, replace
 from typing import Any, Protocol
 
 __all__ = [
+    "DEFAULT_MAX_MEMORY",
     "UNKNOWN",
     "CheckResult",
     "HistoryFormatError",
@@ -177,7 +211,7 @@ class Model(Protocol):
 class CheckResult:
     """The verdict, and when it is "no", the evidence a person can follow."""
 
-    linearizable: bool | None  # None: the time limit ran out before a verdict
+    linearizable: bool | None  # None: a budget (time, steps or memory) ran out before a verdict
     explanation: str = ""  # a few lines, only when linearizable is False
     # Evidence from the part that failed (empty unless linearizable is False):
     failed_partition: int | None = None  # index into model.partition(history)
@@ -185,19 +219,30 @@ class CheckResult:
     stuck: tuple[Operation, ...] = ()  # the operations that could come next, and none of which fits
     # When linearizable is True: for each part, one valid order of all its operations.
     linearizations: tuple[tuple[Operation, ...], ...] = ()
+    # What the search cost. Left out of ==: two results are equal when they say the same thing.
+    exhausted: str = field(default="", compare=False)  # when None: "time", "steps" or "memory"
+    steps: int = field(default=0, compare=False)  # search steps, over every part
+    peak_entries: int = field(default=0, compare=False)  # most memo entries held at one time
+    peak_memory: int = field(default=0, compare=False)  # their estimated size in bytes
 
 
 # ---------------------------------------------------------------------------------------------
 # The search
 # ---------------------------------------------------------------------------------------------
 
-# The search looks at the clock once per this many steps (well under a millisecond of work):
-# precise enough for a time limit, and it keeps the clock out of the inner loop.
-_CLOCK_EVERY = 1024
+# A part's search hands control back once per this many steps (well under a millisecond of
+# work). There the budgets are checked and the next part takes its turn; the clock stays out of
+# the inner loop.
+_SLICE = 1024
 
+DEFAULT_MAX_MEMORY = 512 * 2**20
+"""The memo's default budget, in estimated bytes: a check then stays well under 1 GB."""
 
-class _TimedOut(Exception):
-    """The search ran past its deadline or its step budget."""
+# What a memo entry costs beyond the objects it holds: its slot in the set (a hash and a
+# pointer, 16 bytes, in a table CPython keeps between two and four times larger than its
+# contents). On the hard histories of bench/lincheck.py, a process's peak RSS stays within the
+# estimate plus the 20 MB or so of the interpreter and the history.
+_SET_SLOT_BYTES = 48
 
 
 @dataclass
@@ -206,6 +251,11 @@ class _Failure:
 
     prefix: list[int]  # operation numbers, in linearization order
     state: Hashable  # the model's state after the prefix
+
+
+# A search's result: a linearization (operation numbers) or the evidence of its failure, and the
+# steps taken since its last pause.
+_Found = tuple[list[int] | _Failure, int]
 
 
 def _linked_line(ops: Sequence[Operation]) -> tuple[list[int], list[int], list[int], list[int]]:
@@ -237,16 +287,17 @@ def _linked_line(ops: Sequence[Operation]) -> tuple[list[int], list[int], list[i
     return nxt, prv, match, op_of
 
 
-def _search(model: Model, ops: Sequence[Operation], deadline: float | None,
-            budget: list[int] | None = None) -> list[int] | _Failure:
+def _search(model: Model, ops: Sequence[Operation]) -> Generator[tuple[int, int], None, _Found]:
     """Find a linearization of ``ops`` (a list of operation numbers) or fail with evidence.
 
     Mirrors: porcupine checker.go checkSingle, with arrays in place of node objects.
-    Raises _TimedOut when ``deadline`` (a time.monotonic() value) passes, or when the steps
-    left in ``budget[0]`` (shared by every part of one check) run out.
+    Differs: a generator, paused every _SLICE steps to report the size of its memo (entries,
+             estimated bytes) to ``check_operations``, which decides whether it goes on.
+             Porcupine runs each part on a goroutine and cancels it through a context.
     """
     nxt, prv, match, op_of = _linked_line(ops)
     tail = len(nxt) - 1
+    bit = [1 << i for i in range(len(ops))]
     inputs = [op.input for op in ops]
     outputs = [op.output if op.ret != math.inf else UNKNOWN for op in ops]
     step = model.step
@@ -256,25 +307,26 @@ def _search(model: Model, ops: Sequence[Operation], deadline: float | None,
     linearized = 0
     deepest = _Failure([], state)
     deepest_length = 0
+    # The memo's size: an entry is a pair, a bit set as wide as the part, a slot of the set, and
+    # a state; the states' size is sampled once per slice (sizing every one would slow the loop).
+    entry_bytes = sys.getsizeof((0, 0)) + sys.getsizeof(1 << len(ops)) + _SET_SLOT_BYTES
+    sampled_bytes = samples = 0
     seen_add = seen.add
     node = nxt[0]
-    countdown = _CLOCK_EVERY
+    countdown = _SLICE
     while nxt[0] != tail:
         countdown -= 1
         if countdown == 0:
-            countdown = _CLOCK_EVERY
-            if deadline is not None and time.monotonic() > deadline:
-                raise _TimedOut
-            if budget is not None:
-                budget[0] -= _CLOCK_EVERY
-                if budget[0] < 0:
-                    raise _TimedOut
+            countdown = _SLICE
+            sampled_bytes += sys.getsizeof(state)
+            samples += 1
+            yield len(seen), len(seen) * (entry_bytes + sampled_bytes // samples)
         ret = match[node]
         if ret:  # a call: try to linearize its operation now
             i = op_of[node]
             ok, new_state = step(state, inputs[i], outputs[i])
             if ok:
-                bits = linearized | (1 << i)
+                bits = linearized | bit[i]
                 key = (bits, new_state)
                 if key not in seen:
                     seen_add(key)
@@ -291,12 +343,12 @@ def _search(model: Model, ops: Sequence[Operation], deadline: float | None,
             continue
         # A return: its operation is still pending but had to take effect before now.
         if not stack:
-            return deepest
+            return deepest, _SLICE - countdown
         if len(stack) > deepest_length:
             deepest_length = len(stack)
             deepest = _Failure([op_of[n] for n, _ in stack], state)
         node, state = stack.pop()
-        linearized ^= 1 << op_of[node]
+        linearized ^= bit[op_of[node]]
         ret = match[node]
         # unlift: relink in the reverse order of the lift, return first
         nxt[prv[ret]] = ret
@@ -304,41 +356,90 @@ def _search(model: Model, ops: Sequence[Operation], deadline: float | None,
         nxt[prv[node]] = node
         prv[nxt[node]] = node
         node = nxt[node]
-    return [op_of[n] for n, _ in stack]
+    return [op_of[n] for n, _ in stack], _SLICE - countdown
+
+
+@dataclass
+class _Cost:
+    """What a check has spent so far, over all its parts."""
+
+    steps: int = 0
+    entries: int = 0  # memo entries of the parts still running
+    memory: int = 0  # their estimated bytes
+    peak_entries: int = 0
+    peak_memory: int = 0
+
+    def resize(self, before: tuple[int, int], after: tuple[int, int]) -> None:
+        """One part's memo went from ``before`` to ``after`` (entries, bytes)."""
+        self.entries += after[0] - before[0]
+        self.memory += after[1] - before[1]
+        self.peak_entries = max(self.peak_entries, self.entries)
+        self.peak_memory = max(self.peak_memory, self.memory)
+
+    def spent(self, deadline: float | None, max_steps: int | None, max_memory: int | None) -> str:
+        """The budget that has run out ("time", "steps" or "memory"), or ""."""
+        if deadline is not None and time.monotonic() > deadline:
+            return "time"
+        if max_steps is not None and self.steps > max_steps:
+            return "steps"
+        if max_memory is not None and self.memory > max_memory:
+            return "memory"
+        return ""
+
+    def stamp(self, result: CheckResult) -> CheckResult:
+        return replace(result, steps=self.steps, peak_entries=self.peak_entries, peak_memory=self.peak_memory)
 
 
 def check_operations(model: Model, history: Sequence[Operation], timeout: float | None = None,
-                     max_steps: int | None = None) -> CheckResult:
+                     max_steps: int | None = None, max_memory: int | None = DEFAULT_MAX_MEMORY) -> CheckResult:
     """Decide whether ``history`` is linearizable with respect to ``model``.
 
     Mirrors: porcupine checker.go CheckOperationsVerbose.
-    Differs: parts are searched one after another, not in parallel (CPython threads would not
-             run them at once), and the first part that fails ends the check.
+    Differs: the parts take turns of _SLICE steps on one thread, where porcupine gives each a
+             goroutine (CPython threads would not run them at once); as in porcupine, the first
+             part that fails ends the check.
 
-    Each part from ``model.partition`` is searched on its own. ``timeout`` (seconds, for the
-    whole history) turns a search that runs too long into ``linearizable=None``. ``max_steps``
-    does the same after that many search steps (counted in blocks of 1,024, over all parts):
-    a budget that gives the same verdict on every machine, which a seeded run needs.
+    Each part from ``model.partition`` is searched on its own. Three budgets turn a search that
+    costs too much into ``linearizable=None``, with ``exhausted`` naming the one spent:
+    ``timeout`` (seconds, for the whole history); ``max_steps`` (search steps over all parts,
+    counted in slices of 1,024), a budget that gives the same verdict on every machine, which a
+    seeded run needs; and ``max_memory``, the estimated bytes of the memos held at one time,
+    deterministic too (``None`` lifts it).
     """
     for op in history:
         if not op.call <= op.ret or math.isinf(op.call):
             raise ValueError(f"operation {op!r}: needs a finite call time and call <= ret")
     deadline = None if timeout is None else time.monotonic() + timeout
-    budget = None if max_steps is None else [max_steps]
-    orders: list[tuple[Operation, ...]] = []
     parts = model.partition(history)
-    for index, part in enumerate(parts):
-        # Many small parts may each finish before the search's own look at the clock.
-        if deadline is not None and time.monotonic() > deadline:
-            return CheckResult(None)
-        try:
-            found = _search(model, part, deadline, budget)
-        except _TimedOut:
-            return CheckResult(None)
-        if isinstance(found, _Failure):
-            return _explain(model, part, (index, len(parts), len(history)), found)
-        orders.append(tuple(part[i] for i in found))
-    return CheckResult(True, linearizations=tuple(orders))
+    searches = {index: _search(model, part) for index, part in enumerate(parts)}
+    sizes = dict.fromkeys(searches, (0, 0))  # memo (entries, bytes) of each part
+    orders: list[tuple[Operation, ...]] = [() for _ in parts]
+    cost = _Cost()
+    try:
+        while searches:
+            for index, search in list(searches.items()):
+                try:
+                    size = next(search)
+                    cost.steps += _SLICE
+                except StopIteration as stop:
+                    found, last_steps = stop.value
+                    cost.steps += last_steps
+                    size = (0, 0)  # a finished search has let go of its memo
+                    del searches[index]
+                    if isinstance(found, _Failure):
+                        return cost.stamp(_explain(model, parts[index], (index, len(parts), len(history)), found))
+                    orders[index] = tuple(parts[index][i] for i in found)
+                cost.resize(sizes[index], size)
+                sizes[index] = size
+                # Checked after every turn, even a part's last: many small parts may each
+                # finish within their first turn.
+                exhausted = cost.spent(deadline, max_steps, max_memory)
+                if exhausted:
+                    return cost.stamp(CheckResult(None, exhausted=exhausted))
+    finally:
+        for search in searches.values():
+            search.close()  # frees its memo now, not whenever the collector gets to it
+    return cost.stamp(CheckResult(True, linearizations=tuple(orders)))
 
 
 # ---------------------------------------------------------------------------------------------
