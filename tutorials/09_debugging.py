@@ -56,7 +56,7 @@ print("who emits what:", sorted({(e.kind, e.func) for e in events if e.kind in (
 
 step("checker", "A teaching bug, caught by the invariant checker")
 # --8<-- [start:checker]
-run = FuzzRun("CrashRestart", seed=4, nodes=5, bugs=TeachingBugs(vote_without_log_check=True))
+run = FuzzRun("CrashRestart", seed=13, nodes=5, bugs=TeachingBugs(vote_without_log_check=True))
 result = run.execute()  # a random workload, with crashes, on a lossy network
 print(result.failure)
 print("replay with:", result.replay)
@@ -83,7 +83,7 @@ print(f"its log ended at index {election['last_log_index']}, but index {committe
 
 step("replay", "The same command, the same failure")
 # --8<-- [start:replay]
-again = FuzzRun("CrashRestart", seed=4, nodes=5, bugs=TeachingBugs(vote_without_log_check=True)).execute()
+again = FuzzRun("CrashRestart", seed=13, nodes=5, bugs=TeachingBugs(vote_without_log_check=True)).execute()
 print("identical failure:", again.failure == result.failure)
 # --8<-- [end:replay]
 
@@ -92,7 +92,7 @@ step("lincheck", "A bug only the clients can see")
 # Without its no-op, a new leader does not know which entries are committed
 # and may answer a read with stale data. No safety property of Figure 3
 # breaks; the clients' history is simply not linearizable.
-result = FuzzRun("CrashRestart", seed=7, nodes=5, bugs=TeachingBugs(skip_leader_noop=True)).execute()
+result = FuzzRun("CrashRestart", seed=6, nodes=5, bugs=TeachingBugs(skip_leader_noop=True)).execute()
 print(result.failure)
 # --8<-- [end:lincheck]
 

@@ -155,7 +155,7 @@ with Cluster(SERVERS, seed=10, config=NO_PRE_VOTE, bugs=forget_term, check_invar
 
 step("fuzz", "The fault simulator finds both")
 # --8<-- [start:fuzz]
-for bug, seed in (("forget_vote_on_restart", 57), ("forget_term_on_restart", 1)):
+for bug, seed in (("forget_vote_on_restart", 5), ("forget_term_on_restart", 9)):
     run = FuzzRun("RestartVoters", seed=seed, nodes=5, bugs=TeachingBugs(**{bug: True}))
     result = run.execute()  # elections under fire: leaders crash, voters restart right after voting
     assert result.failure is not None

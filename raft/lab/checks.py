@@ -17,6 +17,8 @@ from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from typing import Any
 
+import msgpack
+
 from raft.api import Raft
 from raft.commands import (
     AppendEntriesRequest,
@@ -301,6 +303,34 @@ def a_late_snapshot_is_ignored(bugs: TeachingBugs) -> None:
                                            f"now at {first.last_index()}")
 
 
+def the_entries_after_an_installed_snapshot_are_kept(bugs: TeachingBugs) -> None:
+    """Figure 13 rule 6: if the log holds the snapshot's last entry, the entries after it stay."""
+    quiet = Config(heartbeat_timeout=100.0, election_timeout=100.0, leader_lease_timeout=50.0)
+    with cluster(2, 43, bugs, config=quiet, start=False) as c:
+        follower, leader = c.ids  # only the follower runs; the test speaks for the leader
+        c.start(follower)
+        header = RPCHeader(id=leader, addr=leader)
+        entries = [Log(i, 1, LogType.LogCommand, b"e%d" % i) for i in range(2, 25)]
+        sent = AppendEntriesRequest(header, term=1, prev_log_entry=1, prev_log_term=1, entries=entries,
+                                    leader_commit_index=5)
+        resp = c.run_coro(c.handles[leader].transport.append_entries(follower, follower, sent))
+        expect(resp.success, "a follower refused entries 2 to 24 that follow its entry 1")
+        voters = Configuration([Server(ServerSuffrage.Voter, i, i) for i in c.ids])
+        # A snapshot of entries 2 to 11 (MockFSM's format), above the follower's commit index 5.
+        payload = msgpack.packb([b"e%d" % i for i in range(2, 12)], use_bin_type=True)
+        req = InstallSnapshotRequest(header, term=1, last_log_index=11, last_log_term=1,
+                                     configuration=encode_configuration(voters), configuration_index=1,
+                                     size=len(payload))
+        resp = c.run_coro(c.handles[leader].transport.install_snapshot(follower, follower, req,
+                                                                       io.BytesIO(payload)))
+        expect(resp.success, "the follower refused a snapshot newer than its commit index")
+        node = c.node(follower)
+        expect(node.last_index() == 24, f"after the snapshot at 11 the log ends at {node.last_index()}: entries "
+                                        "12 to 24 match the leader's and must be kept (Figure 13 rule 6)")
+        kept = [c.handles[follower].store.get_log(i).data for i in range(12, 25)]
+        expect(kept == [b"e%d" % i for i in range(12, 25)], "the entries after the snapshot changed")
+
+
 # ---------------------------------------------------------------------------
 # Lab 5: client interaction
 # ---------------------------------------------------------------------------
@@ -360,7 +390,8 @@ CHECKS: dict[int, list[Check]] = {
     2: [entries_reach_every_node, a_mismatching_previous_entry_is_refused, a_conflicting_suffix_is_replaced,
         commit_counts_only_entries_of_the_current_term],
     3: [the_term_is_on_disk, a_restarted_node_remembers_term_vote_and_log],
-    4: [a_lagging_follower_catches_up_by_snapshot, a_late_snapshot_is_ignored],
+    4: [a_lagging_follower_catches_up_by_snapshot, a_late_snapshot_is_ignored,
+        the_entries_after_an_installed_snapshot_are_kept],
     5: [a_retried_command_takes_effect_once, reads_see_the_last_write_and_only_on_the_leader,
         a_cut_off_leader_serves_no_read],
 }

@@ -54,7 +54,7 @@ MISTAKES: tuple[Mistake, ...] = (
     # -- lab 1 -------------------------------------------------------------------------------------
     Mistake(1, "no-election-restriction",
             "the voter grants its vote without comparing the candidate's log with its own (§5.4.1)",
-            Caught("LeaderPartitions", 2, "an_out_of_date_candidate_is_refused"), bug="vote-without-log-check"),
+            Caught("LeaderPartitions", 0, "an_out_of_date_candidate_is_refused"), bug="vote-without-log-check"),
     _edit(1, "second-vote-in-a-term",
           "the voter forgets that it already voted in this term and votes for another candidate too",
           Caught("LeaderPartitions", 1, "one_vote_per_term"), "raft.py", "RaftLoops.request_vote",
@@ -68,10 +68,10 @@ MISTAKES: tuple[Mistake, ...] = (
     # -- lab 2 -------------------------------------------------------------------------------------
     Mistake(2, "commit-old-terms-by-counting",
             "the leader commits an entry of an earlier term as soon as a majority stores it (Figure 8)",
-            Caught("LeaderPartitions", 0, ""), bug="commit-old-terms-by-counting"),
+            Caught("LeaderPartitions", 2, ""), bug="commit-old-terms-by-counting"),
     _edit(2, "no-consistency-check",
           "the follower appends without checking the term of the entry at prevLogIndex (rule 2)",
-          Caught("LeaderPartitions", 1, "a_mismatching_previous_entry_is_refused"), "raft.py",
+          Caught("LeaderPartitions", 2, "a_mismatching_previous_entry_is_refused"), "raft.py",
           "RaftLoops.append_entries", "if a.prev_log_term != prev_log_term:", "if False:"),
     _edit(2, "truncate-without-conflict",
           "the follower deletes its log from the first entry the leader sends, even where the terms agree, so "
@@ -81,11 +81,11 @@ MISTAKES: tuple[Mistake, ...] = (
     # -- lab 3 -------------------------------------------------------------------------------------
     Mistake(3, "vote-not-durable",
             "the vote lives only in memory: a voter that restarts votes again in the same term",
-            Caught("RestartVoters", 57, "a_restarted_node_remembers_term_vote_and_log"),
+            Caught("RestartVoters", 5, "a_restarted_node_remembers_term_vote_and_log"),
             bug="forget-vote-on-restart"),
     _edit(3, "term-not-durable",
           "the current term is kept in memory only, so a restarted server starts from an old term",
-          Caught("RestartVoters", 1, "the_term_is_on_disk"), "raft.py", "RaftLoops.set_current_term",
+          Caught("RestartVoters", 12, "the_term_is_on_disk"), "raft.py", "RaftLoops.set_current_term",
           "self.stable.set_uint64(KEY_CURRENT_TERM, term)", "pass"),
     _edit(3, "vote-without-candidate",
           "only the term of the vote is stored, not whom it went to, so a second candidate of the same term "
@@ -101,7 +101,8 @@ MISTAKES: tuple[Mistake, ...] = (
     _edit(4, "discard-whole-log",
           "after installing a snapshot the whole log is dropped, even the entries after the snapshot that "
           "match the leader's (Figure 13 rule 6)",
-          Caught("MonotonicCrashRestart", 3, ""), "raft.py", "RaftLoops._keep_or_discard_log",
+          Caught(None, None, "the_entries_after_an_installed_snapshot_are_kept"), "raft.py",
+          "RaftLoops._keep_or_discard_log",
           "if existing is not None and existing.term == term:", "if False:"),
     _edit(4, "commit-index-left-behind",
           "after installing a snapshot the commit index stays where it was, behind the entries the snapshot "
@@ -112,7 +113,7 @@ MISTAKES: tuple[Mistake, ...] = (
     Mistake(5, "read-before-the-no-op",
             "a new leader serves reads (and keeps no no-op) before an entry of its own term has committed, so "
             "its commit index may be behind",
-            Caught("LeaderPartitions", 4, "reads_see_the_last_write_and_only_on_the_leader"),
+            Caught("LeaderPartitions", 7, "reads_see_the_last_write_and_only_on_the_leader"),
             bug="skip-leader-noop"),
     _edit(5, "no-sessions",
           "the store applies a retried command again instead of answering it from the client's session",
