@@ -46,13 +46,20 @@ def realworld(page_src: str, docs_dir: Path, results: Path = REALWORLD_RESULTS) 
         if recorded != results_digest(results):
             log.warning("%s was not drawn from the current %s: redraw it with `python -m bench.plots`",
                         picture.name, results.name)
-    out = ["| Measure | raft-textbook | PySyncObj | ratio | better |", "|---|---:|---:|---:|---|"]
+    with_go = any(pair.get("hashicorp_go") is not None for pair in data.values())
+    head = "| Measure | raft-textbook | PySyncObj | ratio |" + (" hashicorp (Go) | ratio to Go |" if with_go else "")
+    out = [head + " better |", "|---|---:|---:|---:|" + ("---:|---:|" if with_go else "") + "---|"]
     for name, pair in data.items():
-        ours, theirs = pair["raft_textbook"], pair["pysyncobj"]
+        ours, theirs, go = pair["raft_textbook"], pair["pysyncobj"], pair.get("hashicorp_go")
+        assert ours is not None and theirs is not None  # load_realworld allows None only for hashicorp_go
         ratio = f"{ours / theirs:.2f}" if theirs else "–"
         better = "higher" if higher_is_better(name) else "lower"
-        out.append(f"| {cell(name)} | {ours:,.2f} | {theirs:,.2f} | {ratio} | {better} |")
-    return ("\n".join(out) + "\n\n*ratio = raft-textbook ÷ PySyncObj, from the same run.*\n\n"
+        go_cells = ""
+        if with_go:
+            go_cells = (f" {go:,.2f} | {ours / go:.2f} |" if go else " – | – |")
+        out.append(f"| {cell(name)} | {ours:,.2f} | {theirs:,.2f} | {ratio} |{go_cells} {better} |")
+    note = "raft-textbook ÷ PySyncObj" + (" and raft-textbook ÷ hashicorp/raft" if with_go else "")
+    return ("\n".join(out) + f"\n\n*ratio = {note}, best against best, from the same run.*\n\n"
             f"![raft-textbook next to PySyncObj, one panel per measure]({relative_href(page_src, REALWORLD_PLOT)})\n")
 
 
