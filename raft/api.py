@@ -20,7 +20,6 @@ import asyncio
 import heapq
 import logging
 import random
-from collections import deque
 from dataclasses import replace
 from typing import Any, BinaryIO
 
@@ -80,7 +79,7 @@ from raft.log import Log, LogStore, LogType
 from raft.observer import Observer, ObserverMixin
 from raft.raft import KEY_CURRENT_TERM, LeaderState, RaftLoops
 from raft.replication import Replication
-from raft.runtime.channels import Chan, Send, select
+from raft.runtime.channels import Chan, Send, select, select_soon
 from raft.runtime.timers import Timer
 from raft.runtime.virtual_loop import VirtualTimeLoop
 from raft.snapshot import SnapshotMeta, SnapshotRunner, SnapshotStore
@@ -212,74 +211,6 @@ def new_raft(config: Config, fsm: FSM, logs: LogStore, stable: StableStore, snap
     return Raft(config, fsm, logs, stable, snaps, trans, events=events, rng=rng, loop=loop)
 
 
-class Waiting:
-    """One client request in a ``HandOverQueue``: its future and when its enqueue timeout ends."""
-
-    __slots__ = ("deadline", "future", "settled")
-
-    def __init__(self, future: DeferError, deadline: float | None) -> None:
-        self.future = future
-        self.deadline = deadline  # None: wait as long as it takes (timeout 0)
-        self.settled = False  # handed over, or answered here (timeout, shutdown)
-
-
-class HandOverQueue:
-    """Client requests waiting to be handed to one channel of the main loop, oldest first.
-
-    Differs: Go keeps blocked callers in the channel's own queue of senders;
-    here they wait in this queue and one task sends for them (see
-    ``Raft._hand_over``). ``deadlines`` is a heap of the requests that have a
-    timeout, so the task's timer always ends at the earliest one.
-    """
-
-    def __init__(self, ch: Chan[Any]) -> None:
-        self.ch = ch
-        self.waiting: deque[Waiting] = deque()
-        self.deadlines: list[tuple[float, int, Waiting]] = []
-        self.added = 0  # breaks ties between equal deadlines in the heap, oldest first
-        self.running = False  # a task is sending for this queue
-
-    def add(self, future: DeferError, deadline: float | None) -> None:
-        request = Waiting(future, deadline)
-        self.waiting.append(request)
-        if deadline is not None:
-            heapq.heappush(self.deadlines, (deadline, self.added, request))
-        self.added += 1
-
-    def head(self) -> Waiting | None:
-        """The oldest request not yet settled, or None when none is left."""
-        while self.waiting and self.waiting[0].settled:
-            self.waiting.popleft()
-        return self.waiting[0] if self.waiting else None
-
-    def next_deadline(self) -> float | None:
-        """The earliest timeout among the requests still waiting."""
-        while self.deadlines and self.deadlines[0][2].settled:
-            heapq.heappop(self.deadlines)
-        return self.deadlines[0][0] if self.deadlines else None
-
-    def taken(self, request: Waiting) -> None:
-        """The main loop has the request: it will answer it from now on."""
-        request.settled = True
-
-    def expire(self, now: float) -> None:
-        """Answer ``ErrEnqueueTimeout`` to every waiting request whose timeout has passed."""
-        while self.deadlines and self.deadlines[0][0] <= now:
-            _, _, request = heapq.heappop(self.deadlines)
-            if not request.settled:
-                request.settled = True
-                request.future.respond(ErrEnqueueTimeout())
-
-    def answer_all(self, err: RaftError) -> None:
-        """Answer every waiting request with ``err`` (the node is shutting down)."""
-        for request in self.waiting:
-            if not request.settled:
-                request.settled = True
-                request.future.respond(err)
-        self.waiting.clear()
-        self.deadlines.clear()
-
-
 class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, ObserverMixin):
     """One Raft server (Mirrors: api.go Raft).
 
@@ -395,7 +326,6 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
         self.fsm_error = None
         self._applied_waiters: list[tuple[int, int, asyncio.Future[None]]] = []  # heap: (index, seq, future)
         self._applied_waiter_seq = 0
-        self._hand_overs: dict[str, HandOverQueue] = {}  # client requests waiting for the main loop, by channel
 
         self._restore_from_stores()
         trans.set_heartbeat_handler(self.process_heartbeat)
@@ -474,54 +404,33 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
     # -- small helpers ----------------------------------------------------------------
 
     def _hand_over(self, ch: Chan[Any], future: DeferError, timeout: float, name: str) -> None:
-        """Give ``future`` to the main loop from a task that blocks as Go's caller does.
+        """Give ``future`` to the main loop, waiting in Go's blocking ``select`` as its caller would.
 
-        Differs: in Go, ``Apply`` and its siblings block the caller in a
-        ``select`` until the main loop takes the request (or the timeout or
-        shutdown fires). Here the caller gets the future at once and joins a
-        queue for that channel; one tracked task per channel waits in that
-        ``select`` for the oldest request in the queue, then the next, so
-        requests reach the main loop in the order they were made. A request
-        whose ``timeout`` passes while it waits in the queue is answered
-        ``ErrEnqueueTimeout``, as Go's blocked caller would be.
-
-        Why one task per channel and not one per request: a client with
-        20,000 commands in flight would start 20,000 tasks at once, and
-        starting them holds the event loop for longer than the leader
-        lease, so the leader steps down and nothing ever commits.
+        Mirrors: the enqueue ``select`` of Apply, Barrier, VerifyLeader,
+        Snapshot and BootstrapCluster in api.go: the channel, the
+        caller's timeout (``ErrEnqueueTimeout``) and shutdown
+        (``ErrRaftShutdown``).
+        Differs: in Go the caller blocks in that ``select``; here the caller
+        gets the future at once and the ``select`` waits in its place
+        (``select_soon``), without a task. Every waiting request is a
+        waiting sender on the channel, in the order the requests were
+        made, so the leader's group commit finds them all, as in Go. A task
+        per request did the same, but a client with 20,000 commands in
+        flight then started 20,000 tasks at once and held the event loop
+        for longer than the leader lease: the leader stepped down and
+        nothing ever committed.
         """
-        queue = self._hand_overs.get(ch.name)
-        if queue is None:
-            queue = self._hand_overs[ch.name] = HandOverQueue(ch)
-        queue.add(future, self.now() + timeout if timeout > 0 else None)
-        if not queue.running:
-            queue.running = True
-            self.go_func(self._hand_over_loop(queue), name)
+        timer = Timer(timeout, self.loop) if timeout > 0 else None
 
-    async def _hand_over_loop(self, queue: HandOverQueue) -> None:
-        """Send the queued requests to the main loop one by one, each as a blocking send.
+        def done(case: Any, _: Any) -> None:
+            if timer is not None:
+                timer.stop()
+            if case is self.shutdown_ch:
+                future.respond(ErrRaftShutdown())
+            elif timer is not None and case is timer.c:
+                future.respond(ErrEnqueueTimeout())
 
-        Mirrors: the enqueue ``select`` of Apply, Barrier, VerifyLeader and
-        Snapshot in api.go (channel, timeout, shutdown), run for the oldest
-        waiting request. The task ends when the queue is empty; the next
-        request starts a new one.
-        """
-        try:
-            while (head := queue.head()) is not None:
-                deadline = queue.next_deadline()
-                timer = Timer(deadline - self.now()) if deadline is not None else None
-                case, _ = await select([timer.c if timer else None, Send(queue.ch, head.future), self.shutdown_ch],
-                                       self.rng)
-                if timer is not None:
-                    timer.stop()
-                if case is self.shutdown_ch:
-                    queue.answer_all(ErrRaftShutdown())
-                elif timer is not None and case is timer.c:
-                    queue.expire(self.now())
-                else:
-                    queue.taken(head)
-        finally:
-            queue.running = False
+        select_soon(self.loop, [timer.c if timer else None, Send(ch, future), self.shutdown_ch], self.rng, done)
 
     def now(self) -> float:
         """The node's clock: virtual seconds in a simulation (never the wall clock in protocol code)."""

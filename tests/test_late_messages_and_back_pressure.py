@@ -12,14 +12,13 @@ from __future__ import annotations
 
 import asyncio
 import random
-from collections.abc import Callable, Coroutine
+from collections.abc import Callable
 from dataclasses import replace
-from typing import Any
 
 import pytest
 from injected import append, inject, install, lone_follower, mock_snapshot
 
-from raft.api import HandOverQueue, Raft
+from raft.api import Raft
 from raft.commands import AppendEntriesRequest, TimeoutNowRequest
 from raft.errors import ErrEnqueueTimeout, ErrNothingNewToSnapshot, ErrRaftShutdown, RaftError, StoreError
 from raft.future import DeferError
@@ -167,8 +166,8 @@ def test_twenty_thousand_concurrent_applies_are_all_committed_in_order(make: Mak
     Before: each apply started a task of its own to wait for the main loop.
     Over TCP, starting 20,000 tasks held the event loop for longer than the
     leader lease; the leader stepped down, the next leader's client did the
-    same, and nothing ever committed. Now one task per channel sends for all
-    of them, so the number of tasks stays small whatever the load.
+    same, and nothing ever committed. Now a waiting request is a parked
+    select, not a task, so the number of tasks does not grow with the load.
     """
     c = make(3, seed=1)
     c.run_until(lambda c: c.leader() is not None)
@@ -177,7 +176,7 @@ def test_twenty_thousand_concurrent_applies_are_all_committed_in_order(make: Mak
     leader = c.node(leader_id)
     tasks_before = len(leader.routines_group)
     futures = [leader.apply(b"c%05d" % i) for i in range(20_000)]
-    assert len(leader.routines_group) <= tasks_before + 1  # one hand-over task, not 20,000
+    assert len(leader.routines_group) == tasks_before  # no task per request
     last = futures[-1]
     c.run_until(lambda c: last.done, timeout=60)
     assert all(f.done and f.error_now() is None for f in futures)
@@ -190,25 +189,14 @@ def test_twenty_thousand_concurrent_applies_are_all_committed_in_order(make: Mak
 
 
 class _Caller:
-    """Just enough of a node to run its hand-over queue: a clock, a shutdown channel, tasks."""
+    """Just enough of a node to hand requests over: its loop, a shutdown channel, a generator."""
 
     _hand_over = Raft._hand_over
-    _hand_over_loop = Raft._hand_over_loop
 
     def __init__(self, loop: VirtualTimeLoop) -> None:
         self.loop = loop
         self.shutdown_ch: Chan[bool] = Chan(0, name="shutdown")
         self.rng = random.Random(0)
-        self._hand_overs: dict[str, HandOverQueue] = {}
-        self.tasks: list[asyncio.Task[None]] = []
-
-    def now(self) -> float:
-        return self.loop.time()
-
-    def go_func(self, coro: Coroutine[Any, Any, None], name: str = "") -> asyncio.Task[None]:
-        task = self.loop.create_task(coro)
-        self.tasks.append(task)
-        return task
 
 
 def test_a_queued_request_times_out_on_its_own_deadline_and_the_rest_keep_their_order() -> None:
@@ -229,7 +217,6 @@ def test_a_queued_request_times_out_on_its_own_deadline_and_the_rest_keep_their_
 
     try:
         assert loop.run_until_complete(scenario()) == [first, third]
-        assert len(caller.tasks) == 1  # one task sent all three
     finally:
         loop.close()
 
@@ -252,7 +239,7 @@ def test_shutdown_answers_every_queued_request() -> None:
     try:
         loop.run_until_complete(scenario())
         assert all(isinstance(f.error_now(), ErrRaftShutdown) for f in futures)
-        assert all(task.done() for task in caller.tasks)
+        assert not caller.shutdown_ch._receivers  # no request is left waiting on it
     finally:
         loop.close()
 

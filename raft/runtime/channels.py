@@ -74,7 +74,7 @@ from __future__ import annotations
 import asyncio
 import random
 from collections import deque
-from collections.abc import AsyncIterator, Sequence
+from collections.abc import AsyncIterator, Callable, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any, Generic, TypeVar
@@ -379,6 +379,24 @@ async def _select_raw(
     _selects_without_waiting = 0
     loop = asyncio.get_running_loop()
     waiter = _Waiter(loop.create_future())
+    registrations = _register(cases, waiter)
+    task = asyncio.current_task(loop)
+    if task is not None:
+        _BLOCKED[task] = cases
+    try:
+        index, value = await waiter.future
+    except BaseException:
+        _unregister(registrations, None)  # cancelled, or the channel closed under a send
+        raise
+    finally:
+        if task is not None:
+            del _BLOCKED[task]
+    _unregister(registrations, index)
+    return cases[index], value
+
+
+def _register(cases: Sequence[Case], waiter: _Waiter) -> list[tuple[deque[_Sudog], _Sudog]]:
+    """Put ``waiter`` in the queue of every channel of ``cases``; the (queue, sudog) pairs, to take it out again."""
     registrations: list[tuple[deque[_Sudog], _Sudog]] = []
     for index, case in enumerate(cases):
         if case is None:
@@ -399,19 +417,45 @@ async def _select_raw(
         registrations.append((queue, sudog))
     if not registrations:
         raise RuntimeError("select with no cases and no default would block forever")
-    task = asyncio.current_task(loop)
-    if task is not None:
-        _BLOCKED[task] = cases
-    try:
-        index, value = await waiter.future
-    except BaseException:
-        _unregister(registrations, None)  # cancelled, or the channel closed under a send
-        raise
-    finally:
-        if task is not None:
-            del _BLOCKED[task]
-    _unregister(registrations, index)
-    return cases[index], value
+    return registrations
+
+
+def select_soon(loop: asyncio.AbstractEventLoop, cases: Sequence[Case], rng: random.Random | None,
+                on_done: Callable[[Case, Any], None]) -> None:
+    """Run ``select(cases)`` for a caller that is not a task, and call ``on_done(case, value)`` when it fires.
+
+    A goroutine blocked in a ``select`` costs Go a few hundred bytes; an
+    asyncio task costs far more, and starting tens of thousands at once
+    holds the event loop for longer than a leader lease. This is the same
+    select without a task: its first try runs soon on ``loop`` (when a new
+    task's first step would), a case ready then is performed at once, and
+    otherwise the caller waits in each channel's queue like any blocked
+    select. So a thousand callers parked on one channel are a thousand
+    waiting senders, in order, as in Go, and a receiver that drains the
+    channel (hashicorp's group commit) finds them all.
+    """
+
+    def attempt() -> None:
+        ready = [case for case in cases if case is not None and _ready(case)]
+        if ready:
+            chosen = ready[0] if len(ready) == 1 or rng is None else rng.choice(ready)
+            on_done(chosen, _perform(chosen))
+            return
+        waiter = _Waiter(loop.create_future())
+        registrations = _register(cases, waiter)
+
+        def fired(future: asyncio.Future[tuple[int, Any]]) -> None:
+            if future.cancelled() or future.exception() is not None:
+                _unregister(registrations, None)
+                future.result()  # raise it here: a send on a closed channel is a bug, as in a task
+                return
+            index, value = future.result()
+            _unregister(registrations, index)
+            on_done(cases[index], value)
+
+        waiter.future.add_done_callback(fired)
+
+    loop.call_soon(attempt)
 
 
 # Tasks blocked in a select right now, and its cases; only for diagnosis.

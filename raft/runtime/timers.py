@@ -22,8 +22,8 @@ from raft.runtime.channels import Chan
 class Timer:
     """A one-shot timer whose channel ``c`` receives the loop time when it fires."""
 
-    def __init__(self, delay: float) -> None:
-        loop = asyncio.get_running_loop()
+    def __init__(self, delay: float, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        loop = loop or asyncio.get_running_loop()
         self.c: Chan[float] = Chan(1, name=f"timer({delay:.6f})")
         self.deadline = loop.time() + max(delay, 0.0)
         self._handle: asyncio.TimerHandle | None = loop.call_at(self.deadline, self._fire, loop)
