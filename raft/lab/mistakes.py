@@ -107,13 +107,13 @@ MISTAKES: tuple[Mistake, ...] = (
     _edit(4, "commit-index-left-behind",
           "after installing a snapshot the commit index stays where it was, behind the entries the snapshot "
           "applied",
-          Caught("SlowStateMachine", 0, ""), "raft.py", "RaftLoops.install_snapshot",
+          Caught("SlowStateMachine", 1, ""), "raft.py", "RaftLoops.install_snapshot",
           "self.set_commit_index(req.last_log_index)", "pass"),
     # -- lab 5 -------------------------------------------------------------------------------------
     Mistake(5, "read-before-the-no-op",
             "a new leader serves reads (and keeps no no-op) before an entry of its own term has committed, so "
             "its commit index may be behind",
-            Caught("LeaderPartitions", 7, "reads_see_the_last_write_and_only_on_the_leader"),
+            Caught("LeaderPartitions", 8, "reads_see_the_last_write_and_only_on_the_leader"),
             bug="skip-leader-noop"),
     _edit(5, "no-sessions",
           "the store applies a retried command again instead of answering it from the client's session",
