@@ -141,6 +141,13 @@ class Run:
             if raft.state().name == "Leader":
                 raft.apply(self.command())
 
+    def keep_writing(self, clients: list[Any]) -> None:
+        """Each client whose last command is answered (or that has none) sends the next one to the leader."""
+        for k, future in enumerate(clients):
+            if future is None or future.done:
+                leader = self.cluster.leader()
+                clients[k] = self.cluster.node(leader).apply(self.command()) if leader is not None else None
+
     def pause(self, seconds: float) -> None:
         self.cluster.run_for(seconds)
 
@@ -257,10 +264,7 @@ def churn(seed: int) -> Outcome:
     end = c.now + 10.0
     clients: list[Any] = [None, None, None]
     while c.now < end:
-        for k, future in enumerate(clients):
-            if future is None or future.done:
-                leader = c.leader()
-                clients[k] = c.node(leader).apply(run.command()) if leader is not None else None
+        run.keep_writing(clients)
         run.pause(rng.uniform(0.2, 1.0))
         up, down = run.up(), [n for n in c.ids if not c.is_up(n)]
         roll = rng.random()
@@ -286,10 +290,7 @@ def steady(seed: int) -> Outcome:
     end = c.now + 60.0
     clients: list[Any] = [None, None, None]
     while c.now < end:
-        for k, future in enumerate(clients):
-            if future is None or future.done:
-                leader = c.leader()
-                clients[k] = c.node(leader).apply(run.command()) if leader is not None else None
+        run.keep_writing(clients)
         run.pause(0.05)
     run.time_to_agreement()
     c.dispose()

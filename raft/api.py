@@ -421,16 +421,8 @@ class Raft(RaftStateVars, RaftLoops, Replication, FSMRunner, SnapshotRunner, Obs
         nothing ever committed.
         """
         timer = Timer(timeout, self.loop) if timeout > 0 else None
-
-        def done(case: Any, _: Any) -> None:
-            if timer is not None:
-                timer.stop()
-            if case is self.shutdown_ch:
-                future.respond(ErrRaftShutdown())
-            elif timer is not None and case is timer.c:
-                future.respond(ErrEnqueueTimeout())
-
-        select_soon(self.loop, [timer.c if timer else None, Send(ch, future), self.shutdown_ch], self.rng, done)
+        select_soon(self.loop, [timer.c if timer else None, Send(ch, future), self.shutdown_ch], self.rng,
+                    lambda case, _: self._enqueue_ended(future, case, timer))
 
     def now(self) -> float:
         """The node's clock: virtual seconds in a simulation (never the wall clock in protocol code)."""

@@ -206,6 +206,14 @@ class RaftLoops:
         """
         timer = Timer(timeout) if timeout > 0 else None
         case, _ = await select([timer.c if timer else None, Send(ch, future), self.shutdown_ch], self.rng)
+        self._enqueue_ended(future, case, timer)
+
+    def _enqueue_ended(self: Raft, future: DeferError, case: Any, timer: Timer | None) -> None:
+        """The enqueue ``select`` fired on ``case``: stop the timer, and answer a request the loop never took.
+
+        Mirrors: the ``shutdownCh`` and timer cases of the enqueue ``select``
+        in api.go (``ErrRaftShutdown``, ``ErrEnqueueTimeout``).
+        """
         if timer is not None:
             timer.stop()
         if case is self.shutdown_ch:

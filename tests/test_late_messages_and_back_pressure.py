@@ -192,6 +192,7 @@ class _Caller:
     """Just enough of a node to hand requests over: its loop, a shutdown channel, a generator."""
 
     _hand_over = Raft._hand_over
+    _enqueue_ended = Raft._enqueue_ended
 
     def __init__(self, loop: VirtualTimeLoop) -> None:
         self.loop = loop

@@ -433,6 +433,10 @@ def select_soon(loop: asyncio.AbstractEventLoop, cases: Sequence[Case], rng: ran
     select. So a thousand callers parked on one channel are a thousand
     waiting senders, in order, as in Go, and a receiver that drains the
     channel (hashicorp's group commit) finds them all.
+
+    Mirrors: runtime/select.go ``selectgo`` for a goroutine that parks.
+    Differs: the caller goes on at once and learns the outcome from
+    ``on_done``; nothing is left to wake, so no task is needed.
     """
 
     def attempt() -> None:
